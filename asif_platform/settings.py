@@ -1,0 +1,115 @@
+"""One settings object, read from ``ASIF_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from asif_platform.errors import ConfigError
+
+__all__ = ["SETTINGS_HELP", "Settings"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Platform configuration; every field maps to one ``ASIF_*`` variable.
+
+    Build it with :meth:`Settings.from_env`; tests build it directly.
+    """
+
+    home: Path = field(
+        default=Path("asif-data"),
+        metadata={"env": "ASIF_HOME", "help": "Data directory (embedded Qdrant, SQLite)."},
+    )
+    database_url: str | None = field(
+        default=None,
+        metadata={
+            "env": "ASIF_DATABASE_URL",
+            "help": "SQLAlchemy URL of the catalog; default sqlite:///$ASIF_HOME/catalog.db.",
+        },
+    )
+    qdrant_url: str | None = field(
+        default=None,
+        metadata={
+            "env": "ASIF_QDRANT_URL",
+            "help": "Qdrant server URL (or ':memory:'); default embedded Qdrant Edge.",
+        },
+    )
+    qdrant_api_key: str | None = field(
+        default=None,
+        metadata={"env": "ASIF_QDRANT_API_KEY", "help": "API key for the Qdrant server."},
+    )
+    image_encoder: str = field(
+        default="bundled:efficientnet-lite0",
+        metadata={
+            "env": "ASIF_IMAGE_ENCODER",
+            "help": "Default image encoder for new collections.",
+        },
+    )
+    text_encoder: str = field(
+        default="bundled:all-minilm-l6-v2",
+        metadata={
+            "env": "ASIF_TEXT_ENCODER",
+            "help": "Default text encoder for new collections.",
+        },
+    )
+    batch_size: int = field(
+        default=64,
+        metadata={"env": "ASIF_BATCH_SIZE", "help": "Encoder batch size."},
+    )
+    threads: int = field(
+        default=0,
+        metadata={
+            "env": "ASIF_THREADS",
+            "help": "CPU threads for encoders; 0 uses every core.",
+        },
+    )
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Read every ``ASIF_*`` variable, falling back to the documented default."""
+        environ = dict(os.environ if environ is None else environ)
+        values: dict[str, object] = {}
+        for spec in fields(cls):
+            raw = environ.get(spec.metadata["env"])
+            if raw is None or raw == "":
+                continue
+            values[spec.name] = _convert(spec.name, spec.metadata["env"], raw, spec.type)
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The catalog URL, defaulting to a SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'catalog.db').resolve()}"
+
+    @property
+    def qdrant_path(self) -> Path:
+        """Where the embedded Qdrant Edge shards live."""
+        return self.home / "qdrant"
+
+
+def _convert(name: str, env: str, raw: str, type_name: object) -> object:
+    if name == "home":
+        return Path(raw)
+    if name in ("batch_size", "threads"):
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{env} must be an integer, got {raw!r}") from None
+        if value < 0 or (name == "batch_size" and value == 0):
+            raise ConfigError(f"{env} must be positive, got {value}")
+        return value
+    return raw
+
+
+SETTINGS_HELP: list[tuple[str, str, str]] = [
+    (
+        spec.metadata["env"],
+        "" if spec.default is None else str(spec.default),
+        spec.metadata["help"],
+    )
+    for spec in fields(Settings)
+]
