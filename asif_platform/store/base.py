@@ -1,0 +1,227 @@
+"""The anchor store interface: one Qdrant collection per anchor collection.
+
+Every point is one image-caption pair. Its id is the anchor id, and it carries two
+named cosine vectors, ``image`` and ``text``, plus a small payload used for filtering
+(never the caption itself: captions live only in the catalog).
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from asif_platform.errors import AnchorStoreError, ConfigError
+
+__all__ = [
+    "IMAGE_VECTOR",
+    "PAYLOAD_INDEXES",
+    "TEXT_VECTOR",
+    "AnchorFilter",
+    "AnchorStore",
+    "CollectionSchema",
+    "SearchResult",
+    "VectorName",
+    "validate_collection_name",
+]
+
+IMAGE_VECTOR = "image"
+TEXT_VECTOR = "text"
+VectorName = Literal["image", "text"]
+
+# Payload fields that get a keyword index when a collection is created.
+PAYLOAD_INDEXES: tuple[str, ...] = ("source_dataset", "image_sha256")
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def validate_collection_name(name: str) -> str:
+    """Return ``name`` if it is a valid collection name, else raise ConfigError."""
+    if not _NAME.match(name):
+        raise ConfigError(
+            f"invalid collection name {name!r}: use 1-63 lower-case letters, digits, "
+            "'-' or '_', starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class CollectionSchema:
+    """What a Qdrant collection for anchors must look like.
+
+    Attributes:
+        name: Collection name (see :func:`validate_collection_name`).
+        image_dim: Size of the ``image`` vectors.
+        text_dim: Size of the ``text`` vectors.
+        hnsw_m: HNSW graph degree. Defaults to 16.
+        hnsw_ef_construct: HNSW build-time candidate list. Defaults to 128.
+        quantization: ``None`` for float32 only, ``"int8"`` for scalar quantization
+            (originals kept for rescoring). Defaults to None.
+    """
+
+    name: str
+    image_dim: int
+    text_dim: int
+    hnsw_m: int = 16
+    hnsw_ef_construct: int = 128
+    quantization: Literal["int8"] | None = None
+
+    def dims(self) -> dict[str, int]:
+        return {IMAGE_VECTOR: self.image_dim, TEXT_VECTOR: self.text_dim}
+
+
+@dataclass(frozen=True)
+class AnchorFilter:
+    """Payload conditions a returned anchor must satisfy.
+
+    Attributes:
+        must_match: field -> allowed values; every field must match one value.
+        must_not_match: field -> excluded values; no field may match any of them.
+        exclude_ids: Anchor ids never to return.
+    """
+
+    must_match: Mapping[str, Sequence[str | int | bool]] = field(default_factory=dict)
+    must_not_match: Mapping[str, Sequence[str | int | bool]] = field(
+        default_factory=dict
+    )
+    exclude_ids: Sequence[int] = ()
+
+    def is_empty(self) -> bool:
+        return not (self.must_match or self.must_not_match or self.exclude_ids)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Top anchors of one query, best first.
+
+    Attributes:
+        ids: int64 array of shape (n,), n <= limit.
+        scores: float32 array of shape (n,), cosine similarities, descending.
+    """
+
+    ids: np.ndarray
+    scores: np.ndarray
+
+
+class AnchorStore(ABC):
+    """Stores anchor vectors and answers top-k searches over them."""
+
+    @abstractmethod
+    def exists(self, name: str) -> bool:
+        """Whether a collection called ``name`` exists."""
+
+    @abstractmethod
+    def create(self, schema: CollectionSchema) -> None:
+        """Create the collection with its named vectors and payload indexes."""
+
+    @abstractmethod
+    def describe(self, name: str) -> dict[str, int]:
+        """The existing collection's vector sizes by vector name."""
+
+    @abstractmethod
+    def drop(self, name: str) -> None:
+        """Delete the collection and all its points."""
+
+    @abstractmethod
+    def upsert(
+        self,
+        name: str,
+        ids: Sequence[int],
+        image_vectors: np.ndarray,
+        text_vectors: np.ndarray,
+        payloads: Sequence[Mapping[str, Any]],
+    ) -> None:
+        """Write points and wait until the engine has applied them."""
+
+    @abstractmethod
+    def delete(self, name: str, ids: Sequence[int]) -> None:
+        """Delete points by id and wait until the engine has applied it."""
+
+    @abstractmethod
+    def count(self, name: str) -> int:
+        """Exact number of points in the collection."""
+
+    @abstractmethod
+    def list_ids(self, name: str) -> np.ndarray:
+        """Every point id in the collection, as int64."""
+
+    @abstractmethod
+    def retrieve(
+        self, name: str, ids: Sequence[int], *, with_vectors: bool = False
+    ) -> dict[int, dict[str, Any]]:
+        """Points by id: ``{id: {"payload": ..., "image": ..., "text": ...}}``.
+
+        Missing ids are absent from the result. Vectors are included only when
+        ``with_vectors`` is true.
+        """
+
+    @abstractmethod
+    def search(
+        self,
+        name: str,
+        vector: VectorName,
+        queries: np.ndarray,
+        limit: int,
+        *,
+        exact: bool = False,
+        hnsw_ef: int | None = None,
+        anchor_filter: AnchorFilter | None = None,
+    ) -> list[SearchResult]:
+        """Top-``limit`` anchors by cosine similarity for each query row.
+
+        Args:
+            name: Collection name.
+            vector: Which named vector to search, ``"image"`` or ``"text"``.
+            queries: float32 array of shape (n_queries, dim).
+            limit: Anchors to return per query.
+            exact: Brute-force search instead of the HNSW index. Defaults to False.
+            hnsw_ef: HNSW search beam; None lets the store choose. Defaults to None.
+            anchor_filter: Payload conditions. Defaults to None.
+
+        Returns:
+            One SearchResult per query row, in order.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources; the default does nothing."""
+
+    def check_schema(self, schema: CollectionSchema) -> None:
+        """Raise SchemaMismatch unless the existing collection matches ``schema``."""
+        from asif_platform.errors import SchemaMismatch
+
+        found = self.describe(schema.name)
+        expected = schema.dims()
+        if found != expected:
+            raise SchemaMismatch(
+                f"Qdrant collection {schema.name!r} has vectors {found}, but the "
+                f"catalog expects {expected}; it was made with other encoders. Drop it "
+                "or use another collection name"
+            )
+
+    @staticmethod
+    def _check_batch(
+        schema_dims: Mapping[str, int],
+        ids: Sequence[int],
+        image_vectors: np.ndarray,
+        text_vectors: np.ndarray,
+        payloads: Sequence[Mapping[str, Any]],
+    ) -> None:
+        n = len(ids)
+        for vector_name, array in ((IMAGE_VECTOR, image_vectors), (TEXT_VECTOR, text_vectors)):
+            if array.ndim != 2 or array.shape[0] != n:
+                raise AnchorStoreError(
+                    f"{vector_name} vectors have shape {array.shape}, expected ({n}, dim)"
+                )
+            if array.shape[1] != schema_dims[vector_name]:
+                raise AnchorStoreError(
+                    f"{vector_name} vectors have size {array.shape[1]} but the "
+                    f"collection stores size {schema_dims[vector_name]}"
+                )
+            if not np.isfinite(array).all():
+                raise AnchorStoreError(f"{vector_name} vectors contain NaN or inf")
+        if len(payloads) != n:
+            raise AnchorStoreError(f"{len(payloads)} payloads for {n} ids")

@@ -1,0 +1,263 @@
+"""The embedded anchor store: one Qdrant Edge shard per collection, in-process."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import qdrant_edge as qe
+
+from asif_platform.errors import AnchorStoreError, NotFound
+from asif_platform.store.base import (
+    IMAGE_VECTOR,
+    PAYLOAD_INDEXES,
+    TEXT_VECTOR,
+    AnchorFilter,
+    AnchorStore,
+    CollectionSchema,
+    SearchResult,
+    VectorName,
+    validate_collection_name,
+)
+
+__all__ = ["EdgeAnchorStore"]
+
+logger = logging.getLogger(__name__)
+
+_WRITE_CHUNK = 512
+_SEARCH_CHUNK = 256
+
+
+@contextmanager
+def _translated(action: str, name: str) -> Iterator[None]:
+    # qdrant-edge raises bare Exceptions; give them our type and context.
+    try:
+        yield
+    except (AnchorStoreError, NotFound):
+        raise
+    except Exception as exc:
+        raise AnchorStoreError(f"Qdrant Edge failed to {action} in {name!r}: {exc}") from exc
+
+
+class EdgeAnchorStore(AnchorStore):
+    """Anchor store on Qdrant Edge shards under ``root/<collection>``.
+
+    Args:
+        root: Directory that holds one shard directory per collection.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._shards: dict[str, qe.EdgeShard] = {}
+
+    def _path(self, name: str) -> Path:
+        return self.root / validate_collection_name(name)
+
+    def _shard(self, name: str) -> qe.EdgeShard:
+        shard = self._shards.get(name)
+        if shard is not None:
+            return shard
+        if not self.exists(name):
+            raise NotFound(f"no Qdrant Edge shard for collection {name!r} in {self.root}")
+        with _translated("open the shard", name):
+            shard = qe.EdgeShard.load(str(self._path(name)))
+        self._shards[name] = shard
+        return shard
+
+    def exists(self, name: str) -> bool:
+        return (self._path(name) / "edge_config.json").is_file()
+
+    def create(self, schema: CollectionSchema) -> None:
+        path = self._path(schema.name)
+        quantization = None
+        if schema.quantization == "int8":
+            quantization = qe.ScalarQuantizationConfig(
+                type=qe.ScalarType.Int8, quantile=0.99, always_ram=True
+            )
+        config = qe.EdgeConfig(
+            vectors={
+                vector_name: qe.EdgeVectorParams(size=size, distance=qe.Distance.Cosine)
+                for vector_name, size in schema.dims().items()
+            },
+            hnsw_config=qe.HnswIndexConfig(
+                m=schema.hnsw_m,
+                ef_construct=schema.hnsw_ef_construct,
+                full_scan_threshold=10_000,
+            ),
+            quantization_config=quantization,
+        )
+        with _translated("create the shard", schema.name):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shard = qe.EdgeShard.create(str(path), config)
+            for field_name in PAYLOAD_INDEXES:
+                shard.update(
+                    qe.UpdateOperation.create_field_index(
+                        field_name, qe.PayloadSchemaType.Keyword
+                    )
+                )
+            shard.flush()
+        self._shards[schema.name] = shard
+        logger.info("created Qdrant Edge shard %s", schema.name)
+
+    def describe(self, name: str) -> dict[str, int]:
+        config_file = self._path(name) / "edge_config.json"
+        if not config_file.is_file():
+            raise NotFound(f"no Qdrant Edge shard for collection {name!r} in {self.root}")
+        config = json.loads(config_file.read_text())
+        return {key: int(value["size"]) for key, value in config["vectors"].items()}
+
+    def drop(self, name: str) -> None:
+        shard = self._shards.pop(name, None)
+        if shard is not None:
+            shard.close()
+        shutil.rmtree(self._path(name), ignore_errors=True)
+        logger.info("dropped Qdrant Edge shard %s", name)
+
+    def upsert(
+        self,
+        name: str,
+        ids: Sequence[int],
+        image_vectors: np.ndarray,
+        text_vectors: np.ndarray,
+        payloads: Sequence[Mapping[str, Any]],
+    ) -> None:
+        self._check_batch(self.describe(name), ids, image_vectors, text_vectors, payloads)
+        shard = self._shard(name)
+        with _translated("upsert points", name):
+            for start in range(0, len(ids), _WRITE_CHUNK):
+                stop = start + _WRITE_CHUNK
+                points = [
+                    qe.Point(
+                        id=int(point_id),
+                        vector={IMAGE_VECTOR: image.tolist(), TEXT_VECTOR: text.tolist()},
+                        payload=dict(payload),
+                    )
+                    for point_id, image, text, payload in zip(
+                        ids[start:stop],
+                        image_vectors[start:stop],
+                        text_vectors[start:stop],
+                        payloads[start:stop],
+                        strict=True,
+                    )
+                ]
+                shard.update(qe.UpdateOperation.upsert_points(points))
+            shard.flush()
+        logger.info("upserted %d points into %s", len(ids), name)
+
+    def delete(self, name: str, ids: Sequence[int]) -> None:
+        shard = self._shard(name)
+        with _translated("delete points", name):
+            shard.update(qe.UpdateOperation.delete_points([int(i) for i in ids]))
+            shard.flush()
+        logger.info("deleted %d points from %s", len(ids), name)
+
+    def count(self, name: str) -> int:
+        with _translated("count points", name):
+            return int(self._shard(name).count(qe.CountRequest(exact=True)))
+
+    def list_ids(self, name: str) -> np.ndarray:
+        shard = self._shard(name)
+        found: list[int] = []
+        offset: Any = None
+        with _translated("scroll points", name):
+            while True:
+                records, offset = shard.scroll(
+                    qe.ScrollRequest(
+                        offset=offset, limit=10_000, with_payload=False, with_vector=False
+                    )
+                )
+                found.extend(int(record.id) for record in records)
+                if offset is None:
+                    break
+        return np.asarray(found, dtype=np.int64)
+
+    def retrieve(
+        self, name: str, ids: Sequence[int], *, with_vectors: bool = False
+    ) -> dict[int, dict[str, Any]]:
+        with _translated("retrieve points", name):
+            records = self._shard(name).retrieve(
+                [int(i) for i in ids], with_payload=True, with_vector=with_vectors
+            )
+        result: dict[int, dict[str, Any]] = {}
+        for record in records:
+            entry: dict[str, Any] = {"payload": dict(record.payload or {})}
+            if with_vectors and isinstance(record.vector, dict):
+                for vector_name in (IMAGE_VECTOR, TEXT_VECTOR):
+                    entry[vector_name] = np.asarray(
+                        record.vector[vector_name], dtype=np.float32
+                    )
+            result[int(record.id)] = entry
+        return result
+
+    def search(
+        self,
+        name: str,
+        vector: VectorName,
+        queries: np.ndarray,
+        limit: int,
+        *,
+        exact: bool = False,
+        hnsw_ef: int | None = None,
+        anchor_filter: AnchorFilter | None = None,
+    ) -> list[SearchResult]:
+        shard = self._shard(name)
+        params = qe.SearchParams(exact=exact, hnsw_ef=hnsw_ef)
+        qdrant_filter = _to_edge_filter(anchor_filter)
+        results: list[SearchResult] = []
+        with _translated(f"search {vector} vectors", name):
+            for start in range(0, len(queries), _SEARCH_CHUNK):
+                batch = qe.QueryBatchRequest(
+                    [
+                        qe.QueryRequest(
+                            limit=limit,
+                            query=qe.Query.Nearest(row.tolist(), using=vector),
+                            filter=qdrant_filter,
+                            params=params,
+                            with_payload=False,
+                            with_vector=False,
+                        )
+                        for row in queries[start : start + _SEARCH_CHUNK]
+                    ]
+                )
+                for hits in shard.query_batch(batch):
+                    results.append(
+                        SearchResult(
+                            ids=np.fromiter((h.id for h in hits), np.int64, len(hits)),
+                            scores=np.fromiter(
+                                (h.score for h in hits), np.float32, len(hits)
+                            ),
+                        )
+                    )
+        return results
+
+    def optimize(self, name: str) -> None:
+        """Merge segments and build the HNSW index; blocks until done."""
+        with _translated("optimize", name):
+            self._shard(name).optimize()
+
+    def close(self) -> None:
+        for shard in self._shards.values():
+            shard.close()
+        self._shards.clear()
+
+
+def _to_edge_filter(anchor_filter: AnchorFilter | None) -> qe.Filter | None:
+    if anchor_filter is None or anchor_filter.is_empty():
+        return None
+    must: list[Any] = [
+        qe.FieldCondition(key=key, match=qe.MatchAny(list(values)))
+        for key, values in anchor_filter.must_match.items()
+    ]
+    must_not: list[Any] = [
+        qe.FieldCondition(key=key, match=qe.MatchAny(list(values)))
+        for key, values in anchor_filter.must_not_match.items()
+    ]
+    if anchor_filter.exclude_ids:
+        must_not.append(qe.HasIdCondition({int(i) for i in anchor_filter.exclude_ids}))
+    return qe.Filter(must=must or None, must_not=must_not or None)
