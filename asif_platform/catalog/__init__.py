@@ -1,0 +1,27 @@
+"""The SQL catalog: collections, anchors, ingest runs, and their migrations."""
+
+from __future__ import annotations
+
+from asif_platform.catalog.database import (
+    MIGRATIONS_DIR,
+    Catalog,
+    alembic_config,
+    current_revision,
+    head_revision,
+    upgrade,
+)
+from asif_platform.catalog.models import Anchor, Base, Collection, IngestRun, utcnow
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "Anchor",
+    "Base",
+    "Catalog",
+    "Collection",
+    "IngestRun",
+    "alembic_config",
+    "current_revision",
+    "head_revision",
+    "upgrade",
+    "utcnow",
+]

@@ -1,0 +1,121 @@
+"""SQLAlchemy models of the catalog, the source of truth about every anchor pair.
+
+The schema is created and changed only by the Alembic migrations in
+``asif_platform/migrations``; a test checks that these models and the migrated schema
+do not differ.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = ["Anchor", "Base", "Collection", "IngestRun", "utcnow"]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Collection(Base):
+    """A named anchor collection: its encoders and its query defaults."""
+
+    __tablename__ = "collections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    image_encoder: Mapped[dict[str, Any]] = mapped_column(JSON)
+    text_encoder: Mapped[dict[str, Any]] = mapped_column(JSON)
+    image_fingerprint: Mapped[str] = mapped_column(String(64))
+    text_fingerprint: Mapped[str] = mapped_column(String(64))
+    image_dim: Mapped[int] = mapped_column(Integer)
+    text_dim: Mapped[int] = mapped_column(Integer)
+    default_k: Mapped[int] = mapped_column(Integer, default=800)
+    default_p: Mapped[float] = mapped_column(Float, default=8.0)
+    templates: Mapped[list[str]] = mapped_column(JSON)
+    template_aggregation: Mapped[str] = mapped_column(String(16), default="mean")
+    exact_search: Mapped[bool] = mapped_column(Boolean, default=True)
+    hnsw_ef: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Bumped by every change to the collection's anchors; keys the query caches.
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    anchors: Mapped[list[Anchor]] = relationship(back_populates="collection")
+
+
+class IngestRun(Base):
+    """One run of ``asif ingest``: what it read, what it added, what it skipped."""
+
+    __tablename__ = "ingest_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    source: Mapped[str] = mapped_column(Text)
+    source_dataset: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    image_fingerprint: Mapped[str] = mapped_column(String(64))
+    text_fingerprint: Mapped[str] = mapped_column(String(64))
+    platform_version: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+
+
+class Anchor(Base):
+    """One image-caption pair of a collection; its id is the Qdrant point id."""
+
+    __tablename__ = "anchors"
+    __table_args__ = (
+        Index("ix_anchors_collection_source", "collection_id", "source_record_id"),
+        Index("ix_anchors_collection_image", "collection_id", "image_sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    caption: Mapped[str] = mapped_column(Text)
+    caption_sha256: Mapped[str] = mapped_column(String(64))
+    image_ref: Mapped[str] = mapped_column(Text)
+    image_sha256: Mapped[str] = mapped_column(String(64))
+    source_dataset: Mapped[str] = mapped_column(String(200))
+    source_record_id: Mapped[str] = mapped_column(Text)
+    ingest_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ingest_runs.id", ondelete="SET NULL"), nullable=True
+    )
+    image_fingerprint: Mapped[str] = mapped_column(String(64))
+    text_fingerprint: Mapped[str] = mapped_column(String(64))
+    ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    collection: Mapped[Collection] = relationship(back_populates="anchors")
