@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-__all__ = ["Encoder", "EncoderSpec", "ImageEncoder", "Modality", "TextEncoder"]
+__all__ = ["Encoder", "EncoderSpec", "ImageEncoder", "Modality", "TextEncoder", "l2_normalise"]
 
 Modality = Literal["image", "text"]
 
@@ -125,3 +125,10 @@ class TextEncoder(Encoder):
         Returns:
             float32 array of shape (len(texts), dim), each row of unit L2 norm.
         """
+
+
+def l2_normalise(rows: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm, as float32 (all-zero rows stay zero)."""
+    rows = np.asarray(rows, dtype=np.float32)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows / np.maximum(norms, 1e-12)
