@@ -1,0 +1,355 @@
+"""The query engine: Qdrant round trips, batching and caching around the ASIF math."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+from PIL import Image
+from sqlalchemy import select
+
+from asif_platform.catalog import Anchor, Collection
+from asif_platform.encoders.base import ImageEncoder, TextEncoder
+from asif_platform.errors import ConfigError
+from asif_platform.query.relative import anchor_vocabulary, overlap_scores, relative_matrix
+from asif_platform.store.base import AnchorFilter, SearchResult
+
+if TYPE_CHECKING:
+    from asif_platform.platform import Platform
+
+__all__ = ["Contribution", "Explanation", "QueryEngine", "QueryOptions"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QueryOptions:
+    """How to turn similarities into scores; defaults come from the collection.
+
+    Attributes:
+        k: Anchors kept per relative representation.
+        p: Exponent applied to the clamped similarities.
+        templates: Prompt templates, each with one ``{}`` for the label.
+        aggregation: How a label with several templates is scored: ``"mean"`` of
+            the per-template scores, their ``"max"``, or ``"embedding"`` (one query
+            with the mean of the template embeddings, as CLIP does).
+        exact: Brute-force search instead of HNSW.
+        hnsw_ef: HNSW beam when not exact; None uses max(k, 128).
+        anchor_filter: Payload conditions every contributing anchor must meet.
+    """
+
+    k: int
+    p: float
+    templates: tuple[str, ...]
+    aggregation: str
+    exact: bool
+    hnsw_ef: int | None
+    anchor_filter: AnchorFilter | None = None
+
+    def ef_for(self, limit: int) -> int | None:
+        if self.exact:
+            return None
+        return self.hnsw_ef or max(limit, 128)
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """One anchor pair's share of an image-label score."""
+
+    anchor_id: int
+    weight: float
+    share: float
+    image_similarity: float
+    text_similarity: float
+    caption: str
+    image_ref: str
+    source_dataset: str
+    source_record_id: str
+
+
+@dataclass(frozen=True)
+class Explanation:
+    label: str
+    score: float
+    contributions: list[Contribution]
+
+
+class QueryEngine:
+    """Scores images against candidate captions for one collection.
+
+    Args:
+        platform: Gives access to the store and the catalog.
+        collection: The collection's catalog row (defaults and fingerprints).
+        image_encoder: The collection's image encoder.
+        text_encoder: The collection's text encoder.
+    """
+
+    def __init__(
+        self,
+        platform: Platform,
+        collection: Collection,
+        image_encoder: ImageEncoder,
+        text_encoder: TextEncoder,
+    ) -> None:
+        self.platform = platform
+        self.collection = collection
+        self.image_encoder = image_encoder
+        self.text_encoder = text_encoder
+        self.text_queries = 0  # Qdrant text-side searches issued, for tests and stats
+        self._text_cache: dict[tuple[Any, ...], list[SearchResult]] = {}
+
+    @property
+    def name(self) -> str:
+        return self.collection.name
+
+    def options(
+        self,
+        *,
+        k: int | None = None,
+        p: float | None = None,
+        templates: Sequence[str] | None = None,
+        aggregation: str | None = None,
+        exact: bool | None = None,
+        hnsw_ef: int | None = None,
+        anchor_filter: AnchorFilter | None = None,
+    ) -> QueryOptions:
+        """The collection's defaults, overridden by whatever is given."""
+        from asif_platform.platform import _check_query_defaults
+
+        collection = self.collection
+        options = QueryOptions(
+            k=collection.default_k if k is None else k,
+            p=collection.default_p if p is None else p,
+            templates=tuple(collection.templates if templates is None else templates),
+            aggregation=aggregation or collection.template_aggregation,
+            exact=collection.exact_search if exact is None else exact,
+            hnsw_ef=collection.hnsw_ef if hnsw_ef is None else hnsw_ef,
+            anchor_filter=anchor_filter,
+        )
+        _check_query_defaults(options.k, options.p, options.templates, options.aggregation)
+        return options
+
+    # Encoding
+
+    def encode_images(self, images: Sequence[Image.Image], **kwargs: Any) -> np.ndarray:
+        """(n, image_dim) unit vectors of the images."""
+        return self.image_encoder.encode(images, **kwargs)
+
+    # Retrieval
+
+    def image_results(
+        self, image_vectors: np.ndarray, options: QueryOptions, limit: int | None = None
+    ) -> list[SearchResult]:
+        """Top anchors of each image by image-image similarity."""
+        limit = limit or options.k
+        return self.platform.store.search(
+            self.name,
+            "image",
+            image_vectors,
+            limit,
+            exact=options.exact,
+            hnsw_ef=options.ef_for(limit),
+            anchor_filter=options.anchor_filter,
+        )
+
+    def text_results(
+        self, labels: Sequence[str], options: QueryOptions, limit: int | None = None
+    ) -> list[SearchResult]:
+        """Top anchors of each candidate prompt, cached per collection revision.
+
+        Returns one result per (label, template) in label-major order, or one per
+        label with the ``"embedding"`` aggregation.
+        """
+        if not labels:
+            raise ConfigError("at least one label is needed")
+        limit = limit or options.k
+        key = (
+            self._revision(),
+            tuple(labels),
+            options.templates,
+            options.aggregation == "embedding",
+            limit,
+            options.exact,
+            options.ef_for(limit),
+            _filter_key(options.anchor_filter),
+        )
+        cached = self._text_cache.get(key)
+        if cached is not None:
+            return cached
+
+        prompts = [template.format(label) for label in labels for template in options.templates]
+        vectors = self.text_encoder.encode(prompts)  # (L*T, text_dim)
+        if options.aggregation == "embedding":
+            vectors = vectors.reshape(len(labels), len(options.templates), -1).mean(axis=1)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        results = self.platform.store.search(
+            self.name,
+            "text",
+            vectors,
+            limit,
+            exact=options.exact,
+            hnsw_ef=options.ef_for(limit),
+            anchor_filter=options.anchor_filter,
+        )
+        self.text_queries += len(vectors)
+        if len(self._text_cache) > 64:
+            self._text_cache.clear()
+        self._text_cache[key] = results
+        return results
+
+    # Scoring
+
+    def scores(
+        self,
+        image_results: Sequence[SearchResult],
+        text_results: Sequence[SearchResult],
+        n_labels: int,
+        options: QueryOptions,
+    ) -> np.ndarray:
+        """(n_images, n_labels) ASIF scores from the two sides' search results."""
+        vocabulary = anchor_vocabulary(image_results, text_results)
+        image_relative = relative_matrix(image_results, vocabulary, options.k, options.p)
+        text_relative = relative_matrix(text_results, vocabulary, options.k, options.p)
+        per_prompt = overlap_scores(image_relative, text_relative)  # (n_images, n_prompts)
+        if options.aggregation == "embedding":
+            return per_prompt
+        per_template = per_prompt.reshape(len(image_results), n_labels, -1)
+        if options.aggregation == "max":
+            return per_template.max(axis=2)
+        return per_template.mean(axis=2)
+
+    def classify_vectors(
+        self, image_vectors: np.ndarray, labels: Sequence[str], options: QueryOptions
+    ) -> np.ndarray:
+        """(n_images, n_labels) scores for already-encoded images."""
+        text = self.text_results(labels, options)
+        image = self.image_results(image_vectors, options)
+        return self.scores(image, text, len(labels), options)
+
+    def explain_vector(
+        self,
+        image_vector: np.ndarray,
+        labels: Sequence[str],
+        options: QueryOptions,
+        *,
+        top: int = 10,
+    ) -> list[Explanation]:
+        """Per label, the anchor pairs whose overlap makes up the image's score.
+
+        Args:
+            image_vector: (image_dim,) unit vector of the query image.
+            labels: Labels to explain, in the order to report them.
+            options: Query options.
+            top: Contributions listed per label. Defaults to 10.
+
+        Returns:
+            One Explanation per label.
+        """
+        image = self.image_results(image_vector[None, :], options)
+        text = self.text_results(labels, options)
+        vocabulary = anchor_vocabulary(image, text)
+        image_relative = relative_matrix(image, vocabulary, options.k, options.p)
+        text_relative = relative_matrix(text, vocabulary, options.k, options.p)
+        per_label = len(text) // len(labels)
+
+        image_dense = image_relative.toarray()[0]  # (n_columns,)
+        image_similarity = _similarity_by_column(image, vocabulary)
+        text_similarity_rows = [_similarity_by_column([r], vocabulary) for r in text]
+        explanations: list[tuple[str, float, list[tuple[int, float, float, float]]]] = []
+        for index, label in enumerate(labels):
+            rows = slice(index * per_label, (index + 1) * per_label)
+            label_text = sp.csr_matrix(text_relative[rows]).toarray()  # (T, n_columns)
+            contributions = image_dense[None, :] * label_text  # (T, n_columns)
+            if options.aggregation == "max":
+                best = int(contributions.sum(axis=1).argmax())
+                weights = contributions[best]
+            else:
+                weights = contributions.mean(axis=0)
+            score = float(weights.sum())
+            order = np.argsort(-weights)[:top]
+            text_similarity = np.mean(
+                [text_similarity_rows[r] for r in range(rows.start, rows.stop)], axis=0
+            )
+            explanations.append(
+                (
+                    label,
+                    score,
+                    [
+                        (
+                            int(vocabulary[column]),
+                            float(weights[column]),
+                            float(image_similarity[column]),
+                            float(text_similarity[column]),
+                        )
+                        for column in order
+                        if weights[column] > 0
+                    ],
+                )
+            )
+        anchors = self._anchors({a for _, _, items in explanations for a, *_ in items})
+        return [
+            Explanation(
+                label=label,
+                score=score,
+                contributions=[
+                    Contribution(
+                        anchor_id=anchor,
+                        weight=weight,
+                        share=weight / score if score > 0 else 0.0,
+                        image_similarity=image_sim,
+                        text_similarity=text_sim,
+                        caption=anchors[anchor].caption if anchor in anchors else "",
+                        image_ref=anchors[anchor].image_ref if anchor in anchors else "",
+                        source_dataset=(
+                            anchors[anchor].source_dataset if anchor in anchors else ""
+                        ),
+                        source_record_id=(
+                            anchors[anchor].source_record_id if anchor in anchors else ""
+                        ),
+                    )
+                    for anchor, weight, image_sim, text_sim in items
+                ],
+            )
+            for label, score, items in explanations
+        ]
+
+    # Catalog helpers
+
+    def _revision(self) -> int:
+        with self.platform.catalog.session() as session:
+            revision = session.scalar(
+                select(Collection.revision).where(Collection.id == self.collection.id)
+            )
+        return int(revision or 0)
+
+    def _anchors(self, ids: set[int]) -> dict[int, Anchor]:
+        if not ids:
+            return {}
+        with self.platform.catalog.session() as session:
+            rows = session.scalars(
+                select(Anchor).where(
+                    Anchor.collection_id == self.collection.id, Anchor.id.in_(list(ids))
+                )
+            ).all()
+        return {row.id: row for row in rows}
+
+
+def _similarity_by_column(results: Sequence[SearchResult], vocabulary: np.ndarray) -> np.ndarray:
+    dense = np.zeros(len(vocabulary), dtype=np.float64)
+    for result in results:
+        dense[np.searchsorted(vocabulary, result.ids)] = result.scores
+    return dense
+
+
+def _filter_key(anchor_filter: AnchorFilter | None) -> Any:
+    if anchor_filter is None or anchor_filter.is_empty():
+        return None
+    return (
+        tuple(sorted((k, tuple(v)) for k, v in anchor_filter.must_match.items())),
+        tuple(sorted((k, tuple(v)) for k, v in anchor_filter.must_not_match.items())),
+        tuple(sorted(anchor_filter.exclude_ids)),
+    )
