@@ -1,0 +1,102 @@
+"""``asif collection create|list|show``."""
+
+from __future__ import annotations
+
+import click
+
+from asif_platform.cli import cli, emit, json_option, platform_from
+from asif_platform.platform import DEFAULT_TEMPLATES, TEMPLATE_AGGREGATIONS
+
+
+@cli.group()
+def collection() -> None:
+    """Create and inspect anchor collections."""
+
+
+@collection.command()
+@click.argument("name")
+@click.option("--image-encoder", help="Image encoder id; default $ASIF_IMAGE_ENCODER.")
+@click.option("--text-encoder", help="Text encoder id; default $ASIF_TEXT_ENCODER.")
+@click.option("-k", "--k", "k", type=click.IntRange(min=1), default=800, show_default=True,
+              help="Anchors kept per relative representation.")
+@click.option("-p", "--p", "p", type=click.FloatRange(min=0, min_open=True), default=8.0,
+              show_default=True, help="Exponent on the clamped similarities.")
+@click.option("--template", "templates", multiple=True,
+              help=f"Prompt template with '{{}}' for the label; default {DEFAULT_TEMPLATES[0]!r}.")
+@click.option("--template-aggregation", type=click.Choice(TEMPLATE_AGGREGATIONS),
+              default="mean", show_default=True, help="How several templates combine.")
+@click.option("--hnsw/--exact", "hnsw", default=False, show_default=True,
+              help="Approximate HNSW search instead of exact search.")
+@click.option("--hnsw-ef", type=click.IntRange(min=1), help="HNSW search beam; default max(k, 128).")
+@click.option("--quantization", type=click.Choice(["int8"]), help="Scalar-quantize vectors.")
+@json_option
+@click.pass_context
+def create(ctx: click.Context, name: str, image_encoder: str | None, text_encoder: str | None,
+           k: int, p: float, templates: tuple[str, ...], template_aggregation: str,
+           hnsw: bool, hnsw_ef: int | None, quantization: str | None, as_json: bool) -> None:
+    """Create an empty collection with its encoders and query defaults.
+
+    Example: asif collection create flickr8k -k 800 -p 8
+    """
+    with platform_from(ctx) as platform:
+        info = platform.create_collection(
+            name,
+            image_encoder=image_encoder,
+            text_encoder=text_encoder,
+            k=k,
+            p=p,
+            templates=templates or DEFAULT_TEMPLATES,
+            template_aggregation=template_aggregation,
+            exact_search=not hnsw,
+            hnsw_ef=hnsw_ef,
+            quantization=quantization,
+        )
+    emit(info.to_dict(), as_json, lambda d: f"created collection {d['name']}")
+
+
+@collection.command(name="list")
+@json_option
+@click.pass_context
+def list_(ctx: click.Context, as_json: bool) -> None:
+    """List collections with their anchor counts.
+
+    Example: asif collection list --json
+    """
+    with platform_from(ctx) as platform:
+        infos = [info.to_dict() for info in platform.list_collections()]
+
+    def text(rows: list[dict[str, object]]) -> str:
+        if not rows:
+            return "no collections; create one with `asif collection create NAME`"
+        width = max(len(str(r["name"])) for r in rows)
+        return "\n".join(
+            f"{r['name']:<{width}}  {r['anchors']:>9} anchors  k={r['k']} p={r['p']}"
+            for r in rows
+        )
+
+    emit(infos, as_json, text)
+
+
+@collection.command()
+@click.argument("name")
+@click.option("-k", "--k", "k", type=click.IntRange(min=1), help="New default k.")
+@click.option("-p", "--p", "p", type=click.FloatRange(min=0, min_open=True), help="New default p.")
+@click.option("--template", "templates", multiple=True, help="New prompt templates.")
+@click.option("--template-aggregation", type=click.Choice(TEMPLATE_AGGREGATIONS),
+              help="New template aggregation.")
+@json_option
+@click.pass_context
+def show(ctx: click.Context, name: str, k: int | None, p: float | None,
+         templates: tuple[str, ...], template_aggregation: str | None, as_json: bool) -> None:
+    """Show a collection; with options, change its query defaults first.
+
+    Example: asif collection show flickr8k -k 400
+    """
+    with platform_from(ctx) as platform:
+        if k is not None or p is not None or templates or template_aggregation:
+            platform.update_collection_defaults(
+                name, k=k, p=p, templates=templates or None,
+                template_aggregation=template_aggregation,
+            )
+        info = platform.describe_collection(name).to_dict()
+    emit(info, as_json, lambda d: "\n".join(f"{key}: {value}" for key, value in d.items()))

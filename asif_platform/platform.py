@@ -1,0 +1,324 @@
+"""The platform facade: settings, catalog, anchor store and encoders, wired once.
+
+The CLI (and later the HTTP service) is a thin layer over this object.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy import func, select
+
+from asif_platform.catalog import Anchor, Catalog, Collection
+from asif_platform.encoders.base import Encoder, ImageEncoder, Modality, TextEncoder
+from asif_platform.errors import ConfigError, EncoderError, NotFound
+from asif_platform.settings import Settings
+from asif_platform.store import AnchorStore, CollectionSchema, open_store
+from asif_platform.store.base import validate_collection_name
+
+__all__ = ["DEFAULT_TEMPLATES", "CollectionInfo", "EncoderLoader", "Platform"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {}.",)
+TEMPLATE_AGGREGATIONS: tuple[str, ...] = ("mean", "max", "embedding")
+
+EncoderLoader = Callable[[str, Modality], Encoder]
+
+
+def load_encoder(identifier: str, modality: Modality, threads: int = 0) -> Encoder:
+    """Load an encoder by identifier with the registry (cached per process)."""
+    from asif_platform.encoders.registry import load_image_encoder, load_text_encoder
+
+    if modality == "image":
+        return load_image_encoder(identifier, threads=threads)
+    return load_text_encoder(identifier, threads=threads)
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection as the catalog describes it, plus its live anchor count."""
+
+    name: str
+    image_encoder: str
+    text_encoder: str
+    image_fingerprint: str
+    text_fingerprint: str
+    image_dim: int
+    text_dim: int
+    k: int
+    p: float
+    templates: tuple[str, ...]
+    template_aggregation: str
+    exact_search: bool
+    hnsw_ef: int | None
+    revision: int
+    anchors: int
+    created_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["templates"] = list(self.templates)
+        return data
+
+
+class Platform:
+    """Everything a command needs, opened lazily from one Settings object.
+
+    Args:
+        settings: Where the data lives and which defaults apply.
+        store: An anchor store to use instead of the one the settings name.
+        catalog: A catalog to use instead of the one the settings name.
+        encoder_loader: Loads an encoder from its identifier; tests pass a fake.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: AnchorStore | None = None,
+        catalog: Catalog | None = None,
+        encoder_loader: EncoderLoader | None = None,
+    ) -> None:
+        self.settings = settings
+        if store is not None:
+            self.__dict__["store"] = store
+        if catalog is not None:
+            self.__dict__["catalog"] = catalog
+        self._encoder_loader = encoder_loader or (
+            lambda identifier, modality: load_encoder(
+                identifier, modality, settings.threads
+            )
+        )
+        self._engines: dict[str, Any] = {}
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return Catalog(self.settings.sqlalchemy_url)
+
+    @cached_property
+    def store(self) -> AnchorStore:
+        return open_store(self.settings)
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+        if "catalog" in self.__dict__:
+            self.catalog.close()
+
+    # Encoders
+
+    def load_encoder(self, identifier: str, modality: Modality) -> Encoder:
+        encoder = self._encoder_loader(identifier, modality)
+        if encoder.spec.modality != modality:
+            raise ConfigError(
+                f"encoder {identifier!r} is a {encoder.spec.modality} encoder, "
+                f"but an {modality} encoder is needed"
+            )
+        return encoder
+
+    def encoders_for(self, collection: Collection) -> tuple[ImageEncoder, TextEncoder]:
+        """The collection's encoders, checked against the fingerprints it stores."""
+        pair: list[Encoder] = []
+        for modality, stored, fingerprint in (
+            ("image", collection.image_encoder, collection.image_fingerprint),
+            ("text", collection.text_encoder, collection.text_fingerprint),
+        ):
+            encoder = self.load_encoder(stored["id"], modality)  # type: ignore[arg-type]
+            if encoder.fingerprint != fingerprint:
+                raise EncoderError(
+                    f"collection {collection.name!r} was built with {modality} encoder "
+                    f"{stored['id']!r} fingerprint {fingerprint[:12]}, but that encoder "
+                    f"now loads with fingerprint {encoder.fingerprint[:12]}: its weights "
+                    "or preprocessing changed; use a new collection for the new encoder"
+                )
+            pair.append(encoder)
+        image_encoder, text_encoder = pair
+        assert isinstance(image_encoder, ImageEncoder)
+        assert isinstance(text_encoder, TextEncoder)
+        return image_encoder, text_encoder
+
+    # Collections
+
+    def create_collection(
+        self,
+        name: str,
+        *,
+        image_encoder: str | None = None,
+        text_encoder: str | None = None,
+        k: int = 800,
+        p: float = 8.0,
+        templates: Sequence[str] = DEFAULT_TEMPLATES,
+        template_aggregation: str = "mean",
+        exact_search: bool = True,
+        hnsw_ef: int | None = None,
+        hnsw_m: int = 16,
+        quantization: str | None = None,
+    ) -> CollectionInfo:
+        """Create a collection in the catalog and its Qdrant collection.
+
+        Raises:
+            ConfigError: Invalid name or query defaults, or the name is taken.
+        """
+        validate_collection_name(name)
+        _check_query_defaults(k, p, templates, template_aggregation)
+        if quantization not in (None, "int8"):
+            raise ConfigError(f"quantization must be 'int8' or unset, got {quantization!r}")
+        image_id = image_encoder or self.settings.image_encoder
+        text_id = text_encoder or self.settings.text_encoder
+        image = self.load_encoder(image_id, "image")
+        text = self.load_encoder(text_id, "text")
+
+        with self.catalog.session() as session:
+            if session.scalar(select(Collection).where(Collection.name == name)):
+                raise ConfigError(f"collection {name!r} already exists")
+            schema = CollectionSchema(
+                name=name,
+                image_dim=image.dim,
+                text_dim=text.dim,
+                hnsw_m=hnsw_m,
+                quantization=quantization,  # type: ignore[arg-type]
+            )
+            if self.store.exists(name):
+                # Left over from a crash between the store and the catalog commit,
+                # or from a dropped catalog: reuse it only if it fits.
+                self.store.check_schema(schema)
+            else:
+                self.store.create(schema)
+            collection = Collection(
+                name=name,
+                image_encoder={"id": image_id, "spec": image.spec.to_dict()},
+                text_encoder={"id": text_id, "spec": text.spec.to_dict()},
+                image_fingerprint=image.fingerprint,
+                text_fingerprint=text.fingerprint,
+                image_dim=image.dim,
+                text_dim=text.dim,
+                default_k=k,
+                default_p=p,
+                templates=list(templates),
+                template_aggregation=template_aggregation,
+                exact_search=exact_search,
+                hnsw_ef=hnsw_ef,
+                revision=0,
+            )
+            session.add(collection)
+        logger.info("created collection %s", name)
+        return self.describe_collection(name)
+
+    def get_collection(self, name: str) -> Collection:
+        """The catalog row of collection ``name``.
+
+        Raises:
+            NotFound: No such collection.
+        """
+        with self.catalog.session() as session:
+            collection = session.scalar(select(Collection).where(Collection.name == name))
+        if collection is None:
+            raise NotFound(
+                f"no collection named {name!r}; `asif collection list` shows the "
+                "existing ones and `asif collection create` makes one"
+            )
+        return collection
+
+    def describe_collection(self, name: str) -> CollectionInfo:
+        collection = self.get_collection(name)
+        with self.catalog.session() as session:
+            anchors = session.scalar(
+                select(func.count()).select_from(Anchor).where(
+                    Anchor.collection_id == collection.id
+                )
+            )
+        return _info(collection, int(anchors or 0))
+
+    def list_collections(self) -> list[CollectionInfo]:
+        with self.catalog.session() as session:
+            counts = dict(
+                session.execute(
+                    select(Anchor.collection_id, func.count()).group_by(Anchor.collection_id)
+                ).all()
+            )
+            collections = session.scalars(select(Collection).order_by(Collection.name)).all()
+        return [_info(c, int(counts.get(c.id, 0))) for c in collections]
+
+    def update_collection_defaults(
+        self,
+        name: str,
+        *,
+        k: int | None = None,
+        p: float | None = None,
+        templates: Sequence[str] | None = None,
+        template_aggregation: str | None = None,
+    ) -> CollectionInfo:
+        """Change a collection's query defaults; vectors are untouched."""
+        collection = self.get_collection(name)
+        new_k = collection.default_k if k is None else k
+        new_p = collection.default_p if p is None else p
+        new_templates = collection.templates if templates is None else list(templates)
+        new_aggregation = template_aggregation or collection.template_aggregation
+        _check_query_defaults(new_k, new_p, new_templates, new_aggregation)
+        with self.catalog.session() as session:
+            row = session.get(Collection, collection.id)
+            assert row is not None
+            row.default_k, row.default_p = new_k, new_p
+            row.templates, row.template_aggregation = list(new_templates), new_aggregation
+        logger.info("updated query defaults of collection %s", name)
+        return self.describe_collection(name)
+
+    def engine(self, name: str) -> Any:
+        """The query engine of collection ``name`` (kept for the process lifetime)."""
+        from asif_platform.query.engine import QueryEngine
+
+        engine = self._engines.get(name)
+        if engine is None:
+            collection = self.get_collection(name)
+            image_encoder, text_encoder = self.encoders_for(collection)
+            engine = QueryEngine(self, collection, image_encoder, text_encoder)
+            self._engines[name] = engine
+        return engine
+
+
+def _check_query_defaults(
+    k: int, p: float, templates: Sequence[str], aggregation: str
+) -> None:
+    if k < 1:
+        raise ConfigError(f"k must be at least 1, got {k}")
+    if p <= 0:
+        raise ConfigError(f"p must be positive, got {p}")
+    if not templates:
+        raise ConfigError("at least one prompt template is needed")
+    for template in templates:
+        if template.count("{}") != 1:
+            raise ConfigError(
+                f"prompt template {template!r} must contain exactly one '{{}}' "
+                "where the label goes"
+            )
+    if aggregation not in TEMPLATE_AGGREGATIONS:
+        raise ConfigError(
+            f"template aggregation must be one of {', '.join(TEMPLATE_AGGREGATIONS)}, "
+            f"got {aggregation!r}"
+        )
+
+
+def _info(collection: Collection, anchors: int) -> CollectionInfo:
+    return CollectionInfo(
+        name=collection.name,
+        image_encoder=collection.image_encoder["id"],
+        text_encoder=collection.text_encoder["id"],
+        image_fingerprint=collection.image_fingerprint,
+        text_fingerprint=collection.text_fingerprint,
+        image_dim=collection.image_dim,
+        text_dim=collection.text_dim,
+        k=collection.default_k,
+        p=collection.default_p,
+        templates=tuple(collection.templates),
+        template_aggregation=collection.template_aggregation,
+        exact_search=collection.exact_search,
+        hnsw_ef=collection.hnsw_ef,
+        revision=collection.revision,
+        anchors=anchors,
+        created_at=collection.created_at.isoformat(),
+    )
