@@ -1,0 +1,101 @@
+"""The ``asif`` command line through click's CliRunner, on the fake encoders."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from fakes import fake_loader
+
+import asif_platform.platform as platform_module
+from asif_platform.cli import cli
+from asif_platform.settings import Settings
+
+
+@pytest.fixture
+def run(settings: Settings, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(platform_module, "load_encoder",
+                        lambda identifier, modality, threads=0: fake_loader(identifier, modality))
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Result:
+        return runner.invoke(cli, list(args), obj={"settings": settings})
+
+    return invoke
+
+
+@pytest.fixture
+def labelled(tmp_path: Path, pair_folder: Path) -> Path:
+    folder = tmp_path / "labelled"
+    for colour in ("red", "green", "blue", "yellow"):
+        (folder / colour).mkdir(parents=True)
+        for index in (4, 5):
+            shutil.copy(pair_folder / f"{colour}{index}.png", folder / colour)
+    return folder
+
+
+def ok(result: Result) -> dict:  # type: ignore[type-arg]
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_collection_lifecycle(run) -> None:  # type: ignore[no-untyped-def]
+    created = ok(run("collection", "create", "colours", "-k", "5", "--json"))
+    assert created["k"] == 5 and created["anchors"] == 0
+    assert [c["name"] for c in ok(run("collection", "list", "--json"))] == ["colours"]
+    shown = ok(run("collection", "show", "colours", "-p", "3", "--json"))
+    assert shown["p"] == 3.0
+
+    again = run("collection", "create", "colours")
+    assert again.exit_code == 2, again.output
+    assert "already exists" in again.output
+    missing = run("collection", "show", "nope")
+    assert missing.exit_code == 1 and "no collection named 'nope'" in missing.output
+    bad = run("collection", "create", "x", "--template", "no placeholder")
+    assert bad.exit_code == 2 and "exactly one '{}'" in bad.output
+
+
+def test_ingest_classify_eval_explain(run, pair_folder: Path, labelled: Path) -> None:  # type: ignore[no-untyped-def]
+    ok(run("collection", "create", "colours", "-k", "6", "-p", "2", "--template", "a {} square",
+              "--json"))
+    report = ok(run("ingest", "colours", str(pair_folder / "pairs.jsonl"), "--json"))
+    assert report["pairs_added"] == 48
+    again = run("ingest", "colours", str(pair_folder / "pairs.jsonl"))
+    assert again.exit_code == 0 and "nothing new" in again.output
+
+    classified = ok(run("classify", "colours", str(labelled / "red"), "-l", "red", "-l",
+                        "green", "-l", "blue", "--json"))
+    assert [p["label"] for p in classified["predictions"]] == ["red", "red"]
+
+    evaluation = ok(run("eval", "colours", str(labelled), "--ks", "3,6", "--ps", "1,2", "--json"))
+    assert 0.0 <= evaluation["top1"] <= 1.0 and evaluation["top5"] == 1.0
+    assert evaluation["top1"] >= 0.75
+    assert len(evaluation["settings"]) == 4
+    assert len(evaluation["confusion"]) == 4
+
+    explained = ok(run("explain", "colours", str(labelled / "blue" / "blue4.png"), "blue",
+                       "-l", "red", "--json"))
+    blue = explained["labels"][0]
+    assert blue["label"] == "blue" and blue["contributions"]
+    assert all("blue" in c["caption"] for c in blue["contributions"])
+    text = run("explain", "colours", str(labelled / "blue" / "blue4.png"), "blue")
+    assert text.exit_code == 0 and "label 'blue'" in text.output
+
+
+def test_usage_errors(run, pair_folder: Path) -> None:  # type: ignore[no-untyped-def]
+    ok(run("collection", "create", "colours", "--json"))
+    one_label = run("classify", "colours", str(pair_folder / "red0.png"), "-l", "red")
+    assert one_label.exit_code == 2 and "at least two labels" in one_label.output
+    bad_ks = run("eval", "colours", str(pair_folder), "--ks", "a,b")
+    assert bad_ks.exit_code == 2 and "comma-separated integers" in bad_ks.output
+    missing = run("ingest", "nope", str(pair_folder / "pairs.jsonl"))
+    assert missing.exit_code == 1 and "no collection named 'nope'" in missing.output
+
+
+def test_db_commands(run) -> None:  # type: ignore[no-untyped-def]
+    upgraded = ok(run("db", "upgrade", "--json"))
+    current = ok(run("db", "current", "--json"))
+    assert upgraded["current"] == current["current"] == current["head"]

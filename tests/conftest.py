@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fakes import fake_loader  # noqa: E402
+
+from asif_platform.platform import Platform  # noqa: E402
+from asif_platform.settings import Settings  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "asif-data", image_encoder="fake:image",
+                    text_encoder="fake:text")
+
+
+@pytest.fixture
+def platform(settings: Settings) -> Iterator[Platform]:
+    platform = Platform(settings, encoder_loader=fake_loader)  # type: ignore[arg-type]
+    yield platform
+    platform.close()
+
+
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 200, 40),
+    "blue": (30, 40, 220),
+    "yellow": (230, 220, 30),
+}
+
+
+@pytest.fixture
+def pair_folder(tmp_path: Path) -> Path:
+    """24 small images (6 per colour) with a JSONL file of 2 captions each."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    lines = []
+    for colour, rgb in COLOURS.items():
+        for index in range(6):
+            noise = rng.integers(-25, 25, size=(16, 16, 3))
+            pixels = np.clip(np.array(rgb)[None, None, :] + noise, 0, 255).astype(np.uint8)
+            name = f"{colour}{index}.png"
+            Image.fromarray(pixels).save(folder / name)
+            lines.append(f'{{"image": "{name}", "caption": "a {colour} square number {index}"}}')
+            lines.append(f'{{"image": "{name}", "caption": "something {colour}"}}')
+    (folder / "pairs.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
