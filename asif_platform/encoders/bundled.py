@@ -76,6 +76,7 @@ class EfficientNetLite0Encoder(ImageEncoder):
         # The normalisation the model package documents for these weights.
         "mean": [0.485, 0.456, 0.406],
         "std": [0.229, 0.224, 0.225],
+        "activation": "relu6",  # the Lite models' activation; never swap in swish
         "pooling": "mean",
     }
 
@@ -96,7 +97,6 @@ class EfficientNetLite0Encoder(ImageEncoder):
             torch.set_num_threads(threads)
         with contextlib.redirect_stdout(io.StringIO()):  # the loader prints to stdout
             network = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
-        network.set_swish(memory_efficient=False)  # the traceable form, same outputs
         self._model = _PooledFeatures(network).eval()
         self._session = self._onnx_session() if backend == "onnx" else None
         self.backend = "onnx" if self._session is not None else "torch"

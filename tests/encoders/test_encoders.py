@@ -127,3 +127,15 @@ def test_corrupt_and_missing_images_are_named(tmp_path: Path) -> None:
         load_image(broken)
     with pytest.raises(EncoderError, match="missing.jpg.*exists"):
         load_image(tmp_path / "missing.jpg")
+
+
+def test_efficientnet_still_recognises_imagenet_classes(efficientnet: EfficientNetLite0Encoder) -> None:
+    """The features come from the weights as trained (ReLU6, ImageNet normalisation):
+    the model's own ImageNet head puts most CIFAR-10 dogs in ImageNet's dog classes."""
+    import torch
+
+    dogs = sorted((SHARED_DATA / "cifar10" / "test" / "dog").glob("*.jpg"))[:10]
+    pixels = np.stack([efficientnet.preprocess(load_image(path)) for path in dogs])
+    with torch.inference_mode():
+        classes = efficientnet._model.network(torch.from_numpy(pixels)).argmax(dim=1).numpy()
+    assert np.isin(classes, np.arange(151, 269)).sum() >= 6, classes
