@@ -164,14 +164,14 @@ def evaluate(
         for p in ps:
             setting = replace(options, k=k, p=p)
             scores = engine.scores(image, text, len(labels), setting)
-            results.append(_metrics(labels, targets, scores, k, p))
+            results.append(metrics(labels, targets, scores, k, p))
     seconds["scoring"] = time.perf_counter() - started
     logger.info("evaluated %d images on %s with %d settings", len(targets), engine.name, len(results))
     return EvalRun(labels=labels, images=len(targets), unreadable=unreadable,
                    results=results, seconds=seconds)
 
 
-def _metrics(
+def metrics(
     labels: list[str], targets: np.ndarray, scores: np.ndarray, k: int, p: float
 ) -> EvalResult:
     # Ties (e.g. an image sharing no anchor with any label) resolve to the first label.
