@@ -10,7 +10,16 @@ from asif_platform.catalog.database import (
     head_revision,
     upgrade,
 )
-from asif_platform.catalog.models import Anchor, Base, Collection, IngestRun, utcnow
+from asif_platform.catalog.models import (
+    Anchor,
+    Base,
+    Collection,
+    Experiment,
+    IngestRun,
+    Version,
+    VersionMember,
+    utcnow,
+)
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -18,7 +27,10 @@ __all__ = [
     "Base",
     "Catalog",
     "Collection",
+    "Experiment",
     "IngestRun",
+    "Version",
+    "VersionMember",
     "alembic_config",
     "current_revision",
     "head_revision",

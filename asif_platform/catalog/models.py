@@ -22,10 +22,11 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Anchor", "Base", "Collection", "IngestRun", "utcnow"]
+__all__ = ["Anchor", "Base", "Collection", "Experiment", "IngestRun", "Version", "VersionMember", "utcnow"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -119,3 +120,70 @@ class Anchor(Base):
     ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     collection: Mapped[Collection] = relationship(back_populates="anchors")
+
+
+class Version(Base):
+    """A frozen set of a collection's anchors, queried through Qdrant payload membership.
+
+    Each member point carries the version's name in its indexed ``versions`` payload
+    list; a query on the version filters on it. ``status`` is ``building`` until every
+    member's payload is written, then ``ready``; only ready versions can be queried.
+    """
+
+    __tablename__ = "versions"
+    __table_args__ = (UniqueConstraint("collection_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(63))
+    selector: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    anchors: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="building")
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class VersionMember(Base):
+    """One anchor of a version."""
+
+    __tablename__ = "version_members"
+
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    anchor_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("anchors.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class Experiment(Base):
+    """One recorded evaluation (``asif eval``) or grid search (``asif tune``)."""
+
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("versions.id", ondelete="SET NULL"), nullable=True
+    )
+    image_fingerprint: Mapped[str] = mapped_column(String(64))
+    text_fingerprint: Mapped[str] = mapped_column(String(64))
+    templates: Mapped[list[str]] = mapped_column(JSON)
+    template_aggregation: Mapped[str] = mapped_column(String(16))
+    eval_set: Mapped[str] = mapped_column(Text)
+    eval_set_sha256: Mapped[str] = mapped_column(String(64))
+    images: Mapped[int] = mapped_column(Integer)
+    k: Mapped[int] = mapped_column(Integer)
+    p: Mapped[float] = mapped_column(Float)
+    top1: Mapped[float] = mapped_column(Float)
+    top5: Mapped[float] = mapped_column(Float)
+    # Every setting evaluated, per-class accuracy and confusion of the best.
+    results: Mapped[dict[str, Any]] = mapped_column(JSON)
+    seconds: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

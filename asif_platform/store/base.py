@@ -34,7 +34,8 @@ TEXT_VECTOR = "text"
 VectorName = Literal["image", "text"]
 
 # Payload fields that get a keyword index when a collection is created.
-PAYLOAD_INDEXES: tuple[str, ...] = ("source_dataset", "image_sha256")
+# Indexed keyword payload fields. ``versions`` lists the frozen versions a pair is in.
+PAYLOAD_INDEXES: tuple[str, ...] = ("source_dataset", "image_sha256", "versions")
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -140,6 +141,14 @@ class AnchorStore(ABC):
     @abstractmethod
     def delete(self, name: str, ids: Sequence[int]) -> None:
         """Delete points by id and wait until the engine has applied it."""
+
+    @abstractmethod
+    def set_payload(self, name: str, ids: Sequence[int], payload: Mapping[str, Any]) -> None:
+        """Set payload fields (other fields unchanged) on points; wait until applied."""
+
+    @abstractmethod
+    def ensure_payload_index(self, name: str, field_name: str) -> None:
+        """Create a keyword index on a payload field if it has none (idempotent)."""
 
     @abstractmethod
     def count(self, name: str) -> int:

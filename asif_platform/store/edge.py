@@ -157,6 +157,22 @@ class EdgeAnchorStore(AnchorStore):
             shard.flush()
         logger.info("deleted %d points from %s", len(ids), name)
 
+    def set_payload(self, name: str, ids: Sequence[int], payload: Mapping[str, Any]) -> None:
+        shard = self._shard(name)
+        with _translated("set payload", name):
+            for start in range(0, len(ids), _WRITE_CHUNK):
+                chunk = [int(i) for i in ids[start : start + _WRITE_CHUNK]]
+                shard.update(qe.UpdateOperation.set_payload(chunk, dict(payload)))
+            shard.flush()
+
+    def ensure_payload_index(self, name: str, field_name: str) -> None:
+        with _translated("index a payload field", name):
+            shard = self._shard(name)
+            shard.update(
+                qe.UpdateOperation.create_field_index(field_name, qe.PayloadSchemaType.Keyword)
+            )
+            shard.flush()
+
     def count(self, name: str) -> int:
         with _translated("count points", name):
             return int(self._shard(name).count(qe.CountRequest(exact=True)))

@@ -195,6 +195,26 @@ class ServerAnchorStore(AnchorStore):
         )
         logger.info("deleted %d points from %s", len(ids), self._name(name))
 
+    def set_payload(self, name: str, ids: Sequence[int], payload: Mapping[str, Any]) -> None:
+        for start in range(0, len(ids), _WRITE_CHUNK):
+            chunk = [int(i) for i in ids[start : start + _WRITE_CHUNK]]
+            self._call(
+                "set payload",
+                name,
+                lambda chunk=chunk: self.client.set_payload(
+                    self._name(name), dict(payload), points=chunk, wait=True
+                ),
+            )
+
+    def ensure_payload_index(self, name: str, field_name: str) -> None:
+        self._call(
+            "index a payload field",
+            name,
+            lambda: self.client.create_payload_index(
+                self._name(name), field_name, models.PayloadSchemaType.KEYWORD, wait=True
+            ),
+        )
+
     def count(self, name: str) -> int:
         result = self._call(
             "count points", name, lambda: self.client.count(self._name(name), exact=True)

@@ -147,3 +147,19 @@ def test_edge_shard_persists_across_reopen(tmp_path: Path) -> None:
     assert reopened.count("pairs") == 3
     assert reopened.describe("pairs") == {"image": 12, "text": 8}
     reopened.close()
+
+
+def test_payload_membership_filters_searches(filled) -> None:  # type: ignore[no-untyped-def]
+    store, ids, images, _ = filled
+    store.ensure_payload_index("pairs", "versions")
+    store.ensure_payload_index("pairs", "versions")  # idempotent
+    store.set_payload("pairs", ids[:50].tolist(), {"versions": ["v1"]})
+    store.set_payload("pairs", ids[:10].tolist(), {"versions": ["v1", "v2"]})
+    only_v1 = AnchorFilter(must_match={"versions": ["v1"]})
+    result = store.search("pairs", "image", images[60:61], 200, exact=True, anchor_filter=only_v1)[0]
+    assert set(result.ids.tolist()) == set(ids[:50].tolist())
+    result = store.search("pairs", "image", images[:1], 200, exact=True,
+                          anchor_filter=AnchorFilter(must_match={"versions": ["v2"]}))[0]
+    assert set(result.ids.tolist()) == set(ids[:10].tolist())
+    # Other payload fields are kept.
+    assert store.retrieve("pairs", [int(ids[0])])[int(ids[0])]["payload"]["source_dataset"] == "even"
