@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -53,6 +54,7 @@ class EvalRun:
     images: int
     unreadable: list[str]
     results: list[EvalResult]
+    eval_set_sha256: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
 
     def best(self) -> EvalResult:
@@ -144,6 +146,7 @@ def evaluate(
     ps = list(ps) or [options.p]
     seconds: dict[str, float] = {}
     labels, paths, targets = labelled_images(folder, per_class=per_class)
+    digest = eval_set_digest(folder, paths)
 
     started = time.perf_counter()
     vectors, kept, unreadable = encode_paths(engine, paths, progress=progress)
@@ -168,7 +171,7 @@ def evaluate(
     seconds["scoring"] = time.perf_counter() - started
     logger.info("evaluated %d images on %s with %d settings", len(targets), engine.name, len(results))
     return EvalRun(labels=labels, images=len(targets), unreadable=unreadable,
-                   results=results, seconds=seconds)
+                   results=results, eval_set_sha256=digest, seconds=seconds)
 
 
 def metrics(
@@ -194,3 +197,100 @@ def metrics(
         per_class=per_class,
         confusion=confusion.tolist(),
     )
+
+
+@dataclass
+class TuneRun:
+    """A grid over (aggregation, k, p) scored on a validation split, and the choice
+    checked on the held-out rest."""
+
+    labels: list[str]
+    validation_images: int
+    heldout_images: int
+    grid: list[dict[str, Any]]
+    best: dict[str, Any]
+    heldout: EvalResult | None
+    eval_set_sha256: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def split_per_class(
+    targets: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a seeded, stratified validation split and of the rest."""
+    if not 0 < fraction <= 1:
+        raise ConfigError(f"the validation fraction must be in (0, 1], got {fraction}")
+    rng = np.random.default_rng(seed)
+    validation: list[int] = []
+    rest: list[int] = []
+    for label in np.unique(targets):
+        members = rng.permutation(np.flatnonzero(targets == label))
+        cut = max(1, round(fraction * len(members)))
+        validation.extend(members[:cut].tolist())
+        rest.extend(members[cut:].tolist())
+    return np.sort(np.asarray(validation, np.int64)), np.sort(np.asarray(rest, np.int64))
+
+
+def tune(
+    engine: QueryEngine,
+    folder: Path,
+    options: QueryOptions,
+    *,
+    ks: Sequence[int],
+    ps: Sequence[float],
+    aggregations: Sequence[str],
+    validation_fraction: float = 0.5,
+    seed: int = 0,
+    per_class: int | None = None,
+    progress: bool | None = None,
+) -> TuneRun:
+    """Pick (aggregation, k, p) by top-1 on a validation split of a labelled folder.
+
+    Ties go to the earlier grid entry. The chosen setting is then scored on the
+    held-out images (none when the fraction is 1), an unbiased estimate of it.
+    """
+    seconds: dict[str, float] = {}
+    labels, paths, targets = labelled_images(folder, per_class=per_class)
+    digest = eval_set_digest(folder, paths)
+    started = time.perf_counter()
+    vectors, kept, _ = encode_paths(engine, paths, progress=progress)
+    seconds["image_encode"] = time.perf_counter() - started
+    targets = targets[kept]
+    validation, heldout = split_per_class(targets, validation_fraction, seed)
+
+    started = time.perf_counter()
+    limit = max(ks)
+    image = engine.image_results(vectors, options, limit=limit)
+    grid: list[dict[str, Any]] = []
+    texts = {}
+    for aggregation in aggregations:
+        setting = replace(options, aggregation=aggregation)
+        texts[aggregation] = engine.text_results(labels, setting, limit=limit)
+        for k in ks:
+            for p in ps:
+                chosen = replace(setting, k=k, p=p)
+                scores = engine.scores([image[i] for i in validation], texts[aggregation],
+                                       len(labels), chosen)
+                result = metrics(labels, targets[validation], scores, k, p)
+                grid.append({"aggregation": aggregation, "k": k, "p": p,
+                             "top1": result.top1, "top5": result.top5})
+    best = max(grid, key=lambda row: row["top1"])  # max keeps the first of equals
+    result = None
+    if len(heldout):
+        chosen = replace(options, aggregation=best["aggregation"], k=best["k"], p=best["p"])
+        scores = engine.scores([image[i] for i in heldout], texts[best["aggregation"]],
+                               len(labels), chosen)
+        result = metrics(labels, targets[heldout], scores, best["k"], best["p"])
+    seconds["grid"] = time.perf_counter() - started
+    return TuneRun(labels=labels, validation_images=len(validation),
+                   heldout_images=len(heldout), grid=grid, best=best, heldout=result,
+                   eval_set_sha256=digest, seconds=seconds)
+
+
+def eval_set_digest(folder: Path, paths: Sequence[Path]) -> str:
+    """sha256 over each image's path (relative to the folder) and bytes, in order."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
