@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check 'torch==2.13.0'
-"$VENV/bin/pip" install --quiet --disable-pip-version-check -e '.[test]'
+"$VENV/bin/pip" install -qq --disable-pip-version-check 'torch==2.13.0'
+"$VENV/bin/pip" install -qq --disable-pip-version-check -e '.[test]'

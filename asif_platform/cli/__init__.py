@@ -84,4 +84,4 @@ def main() -> None:
 
 
 # Register the nouns (imports at the end: each module decorates onto ``cli``).
-from asif_platform.cli import collection, db, ingest, query  # noqa: E402, F401
+from asif_platform.cli import collection, db, experiment, ingest, query, version  # noqa: E402, F401

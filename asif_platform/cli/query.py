@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,7 +14,10 @@ from asif_platform.cli import cli, emit, json_option, platform_from
 from asif_platform.encoders.preprocessing import load_image
 from asif_platform.platform import TEMPLATE_AGGREGATIONS
 from asif_platform.query.engine import QueryEngine, QueryOptions
-from asif_platform.query.evaluation import encode_paths, evaluate, image_files
+from asif_platform.experiments import record_experiment
+from asif_platform.query.evaluation import encode_paths, evaluate, image_files, tune
+from asif_platform.query.html import write_explanation_html
+from asif_platform.versions import require_ready
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,6 +35,8 @@ def query_options(function: F) -> F:
                      help="How several templates combine; default the collection's."),
         click.option("--exact/--approximate", "exact", default=None,
                      help="Exact or HNSW search; default the collection's."),
+        click.option("--version", "version",
+                     help="Use only the anchors of this frozen version (asif version list)."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -39,9 +45,12 @@ def query_options(function: F) -> F:
 
 def _options(engine: QueryEngine, k: int | None, p: float | None,
              templates: tuple[str, ...], aggregation: str | None,
-             exact: bool | None) -> QueryOptions:
+             exact: bool | None, version: str | None) -> QueryOptions:
+    anchor_filter = None
+    if version is not None:
+        anchor_filter = require_ready(engine.platform, engine.name, version)
     return engine.options(k=k, p=p, templates=templates or None,
-                          aggregation=aggregation, exact=exact)
+                          aggregation=aggregation, exact=exact, anchor_filter=anchor_filter)
 
 
 def _labels(labels: tuple[str, ...], labels_file: Path | None) -> list[str]:
@@ -67,7 +76,7 @@ def _labels(labels: tuple[str, ...], labels_file: Path | None) -> list[str]:
 def classify(ctx: click.Context, collection: str, images: tuple[Path, ...],
              labels: tuple[str, ...], labels_file: Path | None, top: int, k: int | None,
              p: float | None, templates: tuple[str, ...], template_aggregation: str | None,
-             exact: bool | None, as_json: bool) -> None:
+             exact: bool | None, version: str | None, as_json: bool) -> None:
     """Classify image files (or folders of them) zero-shot among labels.
 
     Example: asif classify flickr8k cat.jpg -l cat -l dog -l ship
@@ -76,7 +85,7 @@ def classify(ctx: click.Context, collection: str, images: tuple[Path, ...],
     paths = image_files(list(images))
     with platform_from(ctx) as platform:
         engine = platform.engine(collection)
-        options = _options(engine, k, p, templates, template_aggregation, exact)
+        options = _options(engine, k, p, templates, template_aggregation, exact, version)
         vectors, kept, unreadable = encode_paths(engine, paths)
         scores = engine.classify_vectors(vectors, candidates, options) if len(kept) else np.empty((0, len(candidates)))
     rows = []
@@ -128,7 +137,7 @@ def _float_list(_ctx: click.Context, _param: click.Parameter, value: str | None)
 @click.pass_context
 def eval_(ctx: click.Context, collection: str, folder: Path, ks: list[int], ps: list[float],
           per_class: int | None, k: int | None, p: float | None, templates: tuple[str, ...],
-          template_aggregation: str | None, exact: bool | None, as_json: bool) -> None:
+          template_aggregation: str | None, exact: bool | None, version: str | None, as_json: bool) -> None:
     """Zero-shot accuracy on FOLDER, which holds one subfolder of images per class.
 
     Prints top-1, top-5, per-class accuracy and the confusion matrix; with --ks
@@ -138,11 +147,22 @@ def eval_(ctx: click.Context, collection: str, folder: Path, ks: list[int], ps: 
     """
     with platform_from(ctx) as platform:
         engine = platform.engine(collection)
-        options = _options(engine, k, p, templates, template_aggregation, exact)
+        options = _options(engine, k, p, templates, template_aggregation, exact, version)
         run = evaluate(engine, folder, options, ks=ks, ps=ps, per_class=per_class)
-    best = run.best()
+        best = run.best()
+        settings = [{"k": r.k, "p": r.p, "top1": r.top1, "top5": r.top5} for r in run.results]
+        experiment_id = record_experiment(
+            platform, kind="eval", collection_name=collection, version=version,
+            options=options, eval_set=folder, eval_set_sha256=run.eval_set_sha256,
+            images=run.images, k=best.k, p=best.p, top1=best.top1, top5=best.top5,
+            results={"settings": settings, "per_class": best.per_class,
+                     "confusion": best.confusion, "labels": run.labels},
+            seconds=sum(run.seconds.values()),
+        )
     data = {
+        "experiment": experiment_id,
         "collection": collection,
+        "version": version,
         "folder": str(folder),
         "images": run.images,
         "labels": run.labels,
@@ -154,13 +174,15 @@ def eval_(ctx: click.Context, collection: str, folder: Path, ks: list[int], ps: 
         "top5": best.top5,
         "per_class": best.per_class,
         "confusion": best.confusion,
-        "settings": [{"k": r.k, "p": r.p, "top1": r.top1, "top5": r.top5} for r in run.results],
+        "settings": settings,
         "unreadable": run.unreadable,
         "seconds": {key: round(value, 3) for key, value in run.seconds.items()},
     }
 
     def text(d: dict[str, Any]) -> str:
-        lines = [f"{d['images']} images, {len(d['labels'])} classes, collection {collection}"]
+        where = f"collection {collection}" + (f", version {version}" if version else "")
+        lines = [f"experiment {d['experiment']}: {d['images']} images, "
+                 f"{len(d['labels'])} classes, {where}"]
         lines.append("     k      p   top-1   top-5")
         lines += [f"{s['k']:>6} {s['p']:>6g} {s['top1']:7.2%} {s['top5']:7.2%}" for s in d["settings"]]
         lines.append(f"per-class top-1 at k={d['k']}, p={d['p']:g}:")
@@ -174,6 +196,93 @@ def eval_(ctx: click.Context, collection: str, folder: Path, ks: list[int], ps: 
     emit(data, as_json, text)
 
 
+@cli.command(name="tune")
+@click.argument("collection")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--ks", callback=_int_list, default="100,200,400,800", show_default=True,
+              help="Comma-separated k values.")
+@click.option("--ps", callback=_float_list, default="1,2,4,8", show_default=True,
+              help="Comma-separated p values.")
+@click.option("--aggregations", default="mean,max,embedding", show_default=True,
+              help="Comma-separated template aggregations (matter with several templates).")
+@click.option("--validation-fraction", type=click.FloatRange(0, 1, min_open=True),
+              default=0.5, show_default=True, help="Share of each class used to choose.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
+@click.option("--per-class", type=click.IntRange(min=1), help="Use only the first N images per class.")
+@click.option("--save", is_flag=True, help="Save the choice as the collection's defaults.")
+@query_options
+@json_option
+@click.pass_context
+def tune_(ctx: click.Context, collection: str, folder: Path, ks: list[int], ps: list[float],
+          aggregations: str, validation_fraction: float, seed: int, per_class: int | None,
+          save: bool, k: int | None, p: float | None, templates: tuple[str, ...],
+          template_aggregation: str | None, exact: bool | None, version: str | None,
+          as_json: bool) -> None:
+    """Choose k, p and template aggregation on a validation split of FOLDER.
+
+    Prints the grid, the choice and its accuracy on the held-out images, and records
+    the run as an experiment; --save makes the choice the collection's defaults.
+
+    Example: asif tune flickr8k cifar10/test --per-class 200 --save
+    """
+    chosen_aggregations = [a.strip() for a in aggregations.split(",") if a.strip()]
+    unknown = [a for a in chosen_aggregations if a not in TEMPLATE_AGGREGATIONS]
+    if unknown or not chosen_aggregations:
+        raise click.BadParameter(f"aggregations must be among {', '.join(TEMPLATE_AGGREGATIONS)}",
+                                 param_hint="--aggregations")
+    with platform_from(ctx) as platform:
+        engine = platform.engine(collection)
+        options = _options(engine, k, p, templates, template_aggregation, exact, version)
+        run = tune(engine, folder, options, ks=ks, ps=ps, aggregations=chosen_aggregations,
+                   validation_fraction=validation_fraction, seed=seed, per_class=per_class)
+        best, heldout = run.best, run.heldout
+        chosen = replace(options, aggregation=best["aggregation"])
+        experiment_id = record_experiment(
+            platform, kind="tune", collection_name=collection, version=version,
+            options=chosen, eval_set=folder, eval_set_sha256=run.eval_set_sha256,
+            images=run.heldout_images or run.validation_images, k=best["k"], p=best["p"],
+            top1=heldout.top1 if heldout else best["top1"],
+            top5=heldout.top5 if heldout else best["top5"],
+            results={"grid": run.grid, "best": best, "seed": seed,
+                     "validation_fraction": validation_fraction,
+                     "validation_images": run.validation_images,
+                     "heldout_images": run.heldout_images},
+            seconds=sum(run.seconds.values()),
+        )
+        if save:
+            platform.update_collection_defaults(collection, k=best["k"], p=best["p"],
+                                                template_aggregation=best["aggregation"])
+    data = {
+        "experiment": experiment_id,
+        "collection": collection,
+        "version": version,
+        "validation_images": run.validation_images,
+        "heldout_images": run.heldout_images,
+        "grid": run.grid,
+        "best": best,
+        "heldout_top1": heldout.top1 if heldout else None,
+        "heldout_top5": heldout.top5 if heldout else None,
+        "saved": save,
+    }
+
+    def text(d: dict[str, Any]) -> str:
+        lines = [f"experiment {d['experiment']}: {d['validation_images']} validation images, "
+                 f"{d['heldout_images']} held out",
+                 " aggregation      k      p   top-1   top-5"]
+        lines += [f" {r['aggregation']:<11} {r['k']:>6} {r['p']:>6g} {r['top1']:7.2%} "
+                  f"{r['top5']:7.2%}" for r in d["grid"]]
+        b = d["best"]
+        lines.append(f"best on validation: aggregation={b['aggregation']} k={b['k']} "
+                     f"p={b['p']:g} top-1 {b['top1']:.2%}")
+        if d["heldout_top1"] is not None:
+            lines.append(f"held-out top-1 {d['heldout_top1']:.2%}, top-5 {d['heldout_top5']:.2%}")
+        if d["saved"]:
+            lines.append(f"saved as the defaults of {collection}")
+        return "\n".join(lines)
+
+    emit(data, as_json, text)
+
+
 @cli.command()
 @click.argument("collection")
 @click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -182,13 +291,16 @@ def eval_(ctx: click.Context, collection: str, folder: Path, ks: list[int], ps: 
               help="Other candidate labels, to show the runner-up too.")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
               help="Anchor pairs listed per label.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a self-contained page with thumbnails to this file.")
 @query_options
 @json_option
 @click.pass_context
 def explain(ctx: click.Context, collection: str, image: Path, label: str,
-            others: tuple[str, ...], top: int, k: int | None, p: float | None,
+            others: tuple[str, ...], top: int, html_file: Path | None, k: int | None,
+            p: float | None,
             templates: tuple[str, ...], template_aggregation: str | None,
-            exact: bool | None, as_json: bool) -> None:
+            exact: bool | None, version: str | None, as_json: bool) -> None:
     """Show the anchor pairs that contributed most to IMAGE's score for LABEL.
 
     Example: asif explain flickr8k dog.jpg dog -l cat
@@ -196,7 +308,7 @@ def explain(ctx: click.Context, collection: str, image: Path, label: str,
     labels = list(dict.fromkeys([label, *others]))
     with platform_from(ctx) as platform:
         engine = platform.engine(collection)
-        options = _options(engine, k, p, templates, template_aggregation, exact)
+        options = _options(engine, k, p, templates, template_aggregation, exact, version)
         vector = engine.encode_images([load_image(image)])[0]
         explanations = engine.explain_vector(vector, labels, options, top=top)
     data = {
@@ -214,6 +326,9 @@ def explain(ctx: click.Context, collection: str, image: Path, label: str,
         ],
     }
 
+    if html_file is not None:
+        data["html"] = str(write_explanation_html(data, html_file))
+
     def text(d: dict[str, Any]) -> str:
         lines = [f"{d['image']} (k={d['k']}, p={d['p']:g})"]
         for entry in d["labels"]:
@@ -224,6 +339,8 @@ def explain(ctx: click.Context, collection: str, image: Path, label: str,
                     f"img {c['image_similarity']:.3f} txt {c['text_similarity']:.3f}  "
                     f"{c['image_ref']}  {c['caption']!r}"
                 )
+        if "html" in d:
+            lines.append(f"page written to {d['html']}")
         return "\n".join(lines)
 
     emit(data, as_json, text)

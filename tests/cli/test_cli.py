@@ -81,8 +81,11 @@ def test_ingest_classify_eval_explain(run, pair_folder: Path, labelled: Path) ->
     blue = explained["labels"][0]
     assert blue["label"] == "blue" and blue["contributions"]
     assert all("blue" in c["caption"] for c in blue["contributions"])
-    text = run("explain", "colours", str(labelled / "blue" / "blue4.png"), "blue")
+    text = run("explain", "colours", str(labelled / "blue" / "blue4.png"), "blue",
+               "--html", str(labelled.parent / "explain.html"))
     assert text.exit_code == 0 and "label 'blue'" in text.output
+    page = (labelled.parent / "explain.html").read_text()
+    assert "a blue square" in page and "data:image/jpeg;base64," in page
 
 
 def test_usage_errors(run, pair_folder: Path) -> None:  # type: ignore[no-untyped-def]
@@ -99,3 +102,40 @@ def test_db_commands(run) -> None:  # type: ignore[no-untyped-def]
     upgraded = ok(run("db", "upgrade", "--json"))
     current = ok(run("db", "current", "--json"))
     assert upgraded["current"] == current["current"] == current["head"]
+
+
+def test_versions_experiments_and_tuning(run, pair_folder: Path, labelled: Path) -> None:  # type: ignore[no-untyped-def]
+    ok(run("collection", "create", "colours", "-k", "6", "-p", "2", "--template", "a {} square",
+           "--json"))
+    ok(run("ingest", "colours", str(pair_folder / "pairs.jsonl"), "--json"))
+    v1 = ok(run("version", "create", "colours", "v1", "--json"))
+    assert v1["anchors"] == 48 and v1["status"] == "ready"
+    (pair_folder / "more.jsonl").write_text('{"image": "red1.png", "caption": "crimson"}\n')
+    ok(run("ingest", "colours", str(pair_folder / "more.jsonl"), "--json"))
+    ok(run("version", "create", "colours", "v2", "--json"))
+    assert [v["name"] for v in ok(run("version", "list", "colours", "--json"))] == ["v1", "v2"]
+    diff = ok(run("version", "diff", "colours", "v1", "v2", "--json"))
+    assert diff["added"] == 1 and diff["removed"] == 0
+    text = run("version", "diff", "colours", "v1", "v2")
+    assert text.exit_code == 0 and "added 1, removed 0, unchanged 48" in text.output
+
+    first = ok(run("eval", "colours", str(labelled), "--version", "v1", "--json"))
+    second = ok(run("eval", "colours", str(labelled), "-p", "1", "--json"))
+    listed = ok(run("experiment", "list", "--json"))
+    assert [e["id"] for e in listed] == [first["experiment"], second["experiment"]]
+    assert listed[0]["version"] == "v1" and listed[1]["version"] is None
+    assert listed[0]["eval_set_sha256"] == listed[1]["eval_set_sha256"]
+    compared = ok(run("experiment", "compare", str(first["experiment"]),
+                      str(second["experiment"]), "--json"))
+    assert compared["fields"]["p"] == [2.0, 1.0]
+    assert run("experiment", "show", "999").exit_code == 1
+
+    missing = run("eval", "colours", str(labelled), "--version", "nope")
+    assert missing.exit_code == 1 and "no version 'nope'" in missing.output
+
+    tuned = ok(run("tune", "colours", str(labelled), "--ks", "3,6", "--ps", "1,4",
+                   "--aggregations", "mean,max", "--save", "--json"))
+    assert len(tuned["grid"]) == 8 and tuned["heldout_images"] == 4
+    shown = ok(run("collection", "show", "colours", "--json"))
+    assert (shown["k"], shown["p"]) == (tuned["best"]["k"], tuned["best"]["p"])
+    assert ok(run("experiment", "list", "--json"))[-1]["kind"] == "tune"
