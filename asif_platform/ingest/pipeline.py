@@ -25,6 +25,7 @@ from asif_platform import __version__
 from asif_platform.catalog import Anchor, Collection, IngestRun, utcnow
 from asif_platform.encoders.preprocessing import load_image
 from asif_platform.errors import EncoderError, IngestError
+from asif_platform.ingest.payload import anchor_payload
 from asif_platform.ingest.records import PairRecord
 
 if TYPE_CHECKING:
@@ -319,40 +320,37 @@ def _write_batch(
     caption_row = {caption: row for row, caption in enumerate(captions)}
     text_rows = np.fromiter((caption_row[p.record.caption] for p in flat), np.int64, len(flat))
 
-    ids = [pair.anchor_id for pair in flat]
-    payloads = [
-        {
-            "source_dataset": pair.record.source_dataset,
-            "image_sha256": pair.image_sha256,
-        }
+    now = utcnow()
+    anchors = [
+        Anchor(
+            id=pair.anchor_id,
+            collection_id=collection.id,
+            caption=pair.record.caption,
+            caption_sha256=pair.caption_sha256,
+            image_ref=str(pair.record.image),
+            image_sha256=pair.image_sha256,
+            source_dataset=pair.record.source_dataset,
+            source_record_id=pair.record.source_record_id,
+            ingest_run_id=run_id,
+            image_fingerprint=collection.image_fingerprint,
+            text_fingerprint=collection.text_fingerprint,
+            ingested_at=now,
+        )
         for pair in flat
     ]
     phase = time.perf_counter()
     platform.store.upsert(
-        collection.name, ids, image_vectors[image_rows], caption_vectors[text_rows], payloads
+        collection.name,
+        [anchor.id for anchor in anchors],
+        image_vectors[image_rows],
+        caption_vectors[text_rows],
+        [anchor_payload(anchor) for anchor in anchors],
     )
     timer.add("upsert", phase)
 
     phase = time.perf_counter()
-    now = utcnow()
     with platform.catalog.session() as session:
-        session.add_all(
-            Anchor(
-                id=pair.anchor_id,
-                collection_id=collection.id,
-                caption=pair.record.caption,
-                caption_sha256=pair.caption_sha256,
-                image_ref=str(pair.record.image),
-                image_sha256=pair.image_sha256,
-                source_dataset=pair.record.source_dataset,
-                source_record_id=pair.record.source_record_id,
-                ingest_run_id=run_id,
-                image_fingerprint=collection.image_fingerprint,
-                text_fingerprint=collection.text_fingerprint,
-                ingested_at=now,
-            )
-            for pair in flat
-        )
+        session.add_all(anchors)
         row = session.get(Collection, collection.id)
         assert row is not None
         row.revision += 1
