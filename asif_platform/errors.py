@@ -10,7 +10,8 @@ The hierarchy::
     ├── CatalogError         the SQL catalog failed or is not migrated
     ├── ConsentError         an operation is not allowed for these pairs
     ├── IngestError          an input file or record cannot be read
-    └── NotFound             a named collection, anchor or file does not exist
+    ├── NotFound             a named collection, anchor or file does not exist
+    └── PermissionDenied     the acting principal's role does not allow the action
 
 Upstream exceptions (qdrant-client, qdrant-edge, SQLAlchemy) are translated into
 these at the boundary of the module that calls them, with the original chained.
@@ -27,6 +28,7 @@ __all__ = [
     "EncoderError",
     "IngestError",
     "NotFound",
+    "PermissionDenied",
     "SchemaMismatch",
 ]
 
@@ -65,3 +67,7 @@ class IngestError(AsifError):
 
 class NotFound(AsifError):
     """A named collection, anchor or file does not exist."""
+
+
+class PermissionDenied(AsifError):
+    """The acting principal's role does not allow the action (it is audited)."""

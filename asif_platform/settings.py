@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 from asif_platform.errors import ConfigError
@@ -66,6 +66,14 @@ class Settings:
         },
     )
 
+    principal: str = field(
+        default_factory=lambda: _default_principal(),
+        metadata={
+            "env": "ASIF_USER",
+            "help": "The principal commands act as (or --as); default the OS user.",
+        },
+    )
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         """Read every ``ASIF_*`` variable, falling back to the documented default."""
@@ -108,8 +116,17 @@ def _convert(name: str, env: str, raw: str, type_name: object) -> object:
 SETTINGS_HELP: list[tuple[str, str, str]] = [
     (
         spec.metadata["env"],
-        "" if spec.default is None else str(spec.default),
+        "" if spec.default in (None, MISSING) else str(spec.default),
         spec.metadata["help"],
     )
     for spec in fields(Settings)
 ]
+
+
+def _default_principal() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return "anonymous"
