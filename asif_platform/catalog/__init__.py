@@ -12,10 +12,13 @@ from asif_platform.catalog.database import (
 )
 from asif_platform.catalog.models import (
     Anchor,
+    AuditEntry,
     Base,
     Collection,
     Experiment,
     IngestRun,
+    Membership,
+    Team,
     Version,
     VersionMember,
     utcnow,
@@ -24,11 +27,14 @@ from asif_platform.catalog.models import (
 __all__ = [
     "MIGRATIONS_DIR",
     "Anchor",
+    "AuditEntry",
     "Base",
     "Catalog",
     "Collection",
     "Experiment",
     "IngestRun",
+    "Membership",
+    "Team",
     "Version",
     "VersionMember",
     "alembic_config",

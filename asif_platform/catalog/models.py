@@ -26,7 +26,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Anchor", "Base", "Collection", "Experiment", "IngestRun", "Version", "VersionMember", "utcnow"]
+__all__ = [
+    "Anchor",
+    "AuditEntry",
+    "Base",
+    "Collection",
+    "Experiment",
+    "IngestRun",
+    "Membership",
+    "Team",
+    "Version",
+    "VersionMember",
+    "utcnow",
+]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -66,6 +78,12 @@ class Collection(Base):
     hnsw_ef: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # Bumped by every change to the collection's anchors; keys the query caches.
     revision: Mapped[int] = mapped_column(Integer, default=0)
+    # Query-time policy: {"exclude_consent": [...], "exclude_license_classes": [...]}.
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The owning team; None for collections made before teams existed (open to all).
+    team_id: Mapped[int | None] = mapped_column(
+        ForeignKey("teams.id", ondelete="RESTRICT"), nullable=True, index=True
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     anchors: Mapped[list[Anchor]] = relationship(back_populates="collection")
@@ -118,6 +136,25 @@ class Anchor(Base):
     image_fingerprint: Mapped[str] = mapped_column(String(64))
     text_fingerprint: Mapped[str] = mapped_column(String(64))
     ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ingested_by: Mapped[str] = mapped_column(String(200), default="")
+
+    # Provenance.
+    source_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    source_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    license: Mapped[str | None] = mapped_column(String(200), nullable=True)  # SPDX expression
+    creator: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attribution: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    # Consent: granted, revoked, unknown or expired; basis license, explicit or other.
+    consent_status: Mapped[str] = mapped_column(String(16), default="unknown", index=True)
+    consent_basis: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    consent_recorded_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    consent_expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    consent_evidence: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     collection: Mapped[Collection] = relationship(back_populates="anchors")
 
@@ -187,3 +224,45 @@ class Experiment(Base):
     results: Mapped[dict[str, Any]] = mapped_column(JSON)
     seconds: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Team(Base):
+    """A group of principals that owns collections."""
+
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Membership(Base):
+    """A principal's role in a team, which is its role on the team's collections."""
+
+    __tablename__ = "memberships"
+
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    principal: Mapped[str] = mapped_column(String(200), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))  # owner, editor or viewer
+
+
+class AuditEntry(Base):
+    """An append-only, hash-chained record of an action or a refusal.
+
+    ``entry_sha256`` covers this entry's fields and ``previous_sha256``, so editing or
+    deleting any entry breaks the chain from there on.
+    """
+
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    principal: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(16))  # ok or refused
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    previous_sha256: Mapped[str] = mapped_column(String(64))
+    entry_sha256: Mapped[str] = mapped_column(String(64), unique=True)
