@@ -34,8 +34,16 @@ TEXT_VECTOR = "text"
 VectorName = Literal["image", "text"]
 
 # Payload fields that get a keyword index when a collection is created.
-# Indexed keyword payload fields. ``versions`` lists the frozen versions a pair is in.
-PAYLOAD_INDEXES: tuple[str, ...] = ("source_dataset", "image_sha256", "versions")
+# Indexed payload fields and their types. ``versions`` lists the frozen versions a
+# pair is in; ``consent_expires`` is a Unix time.
+PAYLOAD_INDEXES: dict[str, str] = {
+    "source_dataset": "keyword",
+    "image_sha256": "keyword",
+    "versions": "keyword",
+    "license_class": "keyword",
+    "consent_status": "keyword",
+    "consent_expires": "float",
+}
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -83,6 +91,8 @@ class AnchorFilter:
         must_match: field -> allowed values; every field must match one value.
         must_not_match: field -> excluded values; no field may match any of them.
         exclude_ids: Anchor ids never to return.
+        expired_at: A Unix time: anchors whose ``consent_expires`` is at or before it
+            are not returned.
     """
 
     must_match: Mapping[str, Sequence[str | int | bool]] = field(default_factory=dict)
@@ -90,9 +100,23 @@ class AnchorFilter:
         default_factory=dict
     )
     exclude_ids: Sequence[int] = ()
+    expired_at: float | None = None
 
     def is_empty(self) -> bool:
-        return not (self.must_match or self.must_not_match or self.exclude_ids)
+        return not (self.must_match or self.must_not_match or self.exclude_ids
+                    or self.expired_at is not None)
+
+    def merged(self, other: AnchorFilter | None) -> AnchorFilter:
+        """Both filters' conditions at once."""
+        if other is None:
+            return self
+        times = [t for t in (self.expired_at, other.expired_at) if t is not None]
+        return AnchorFilter(
+            must_match={**self.must_match, **other.must_match},
+            must_not_match={**self.must_not_match, **other.must_not_match},
+            exclude_ids=[*self.exclude_ids, *other.exclude_ids],
+            expired_at=max(times) if times else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -147,8 +171,12 @@ class AnchorStore(ABC):
         """Set payload fields (other fields unchanged) on points; wait until applied."""
 
     @abstractmethod
+    def overwrite_payload(self, name: str, payloads: Mapping[int, Mapping[str, Any]]) -> None:
+        """Replace each point's whole payload (by id); wait until applied."""
+
+    @abstractmethod
     def ensure_payload_index(self, name: str, field_name: str) -> None:
-        """Create a keyword index on a payload field if it has none (idempotent)."""
+        """Index a payload field (type from PAYLOAD_INDEXES) if it has none (idempotent)."""
 
     @abstractmethod
     def count(self, name: str) -> int:

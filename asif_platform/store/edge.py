@@ -65,8 +65,16 @@ class EdgeAnchorStore(AnchorStore):
             return shard
         if not self.exists(name):
             raise NotFound(f"no Qdrant Edge shard for collection {name!r} in {self.root}")
-        with _translated("open the shard", name):
+        try:
             shard = qe.EdgeShard.load(str(self._path(name)))
+        except Exception as exc:  # qdrant-edge raises bare Exceptions
+            if "WouldBlock" in str(exc):
+                raise AnchorStoreError(
+                    f"the embedded Qdrant shard of {name!r} is open in another process; "
+                    "wait for it to finish, or use a Qdrant server (ASIF_QDRANT_URL) "
+                    "for concurrent access"
+                ) from exc
+            raise AnchorStoreError(f"Qdrant Edge failed to open the shard {name!r}: {exc}") from exc
         self._shards[name] = shard
         return shard
 
@@ -95,12 +103,8 @@ class EdgeAnchorStore(AnchorStore):
         with _translated("create the shard", schema.name):
             path.parent.mkdir(parents=True, exist_ok=True)
             shard = qe.EdgeShard.create(str(path), config)
-            for field_name in PAYLOAD_INDEXES:
-                shard.update(
-                    qe.UpdateOperation.create_field_index(
-                        field_name, qe.PayloadSchemaType.Keyword
-                    )
-                )
+            for field_name, kind in PAYLOAD_INDEXES.items():
+                shard.update(qe.UpdateOperation.create_field_index(field_name, _EDGE_TYPES[kind]))
             shard.flush()
         self._shards[schema.name] = shard
         logger.info("created Qdrant Edge shard %s", schema.name)
@@ -165,12 +169,18 @@ class EdgeAnchorStore(AnchorStore):
                 shard.update(qe.UpdateOperation.set_payload(chunk, dict(payload)))
             shard.flush()
 
+    def overwrite_payload(self, name: str, payloads: Mapping[int, Mapping[str, Any]]) -> None:
+        shard = self._shard(name)
+        with _translated("overwrite payload", name):
+            for point_id, payload in payloads.items():
+                shard.update(qe.UpdateOperation.overwrite_payload([int(point_id)], dict(payload)))
+            shard.flush()
+
     def ensure_payload_index(self, name: str, field_name: str) -> None:
         with _translated("index a payload field", name):
             shard = self._shard(name)
-            shard.update(
-                qe.UpdateOperation.create_field_index(field_name, qe.PayloadSchemaType.Keyword)
-            )
+            kind = _EDGE_TYPES[PAYLOAD_INDEXES[field_name]]
+            shard.update(qe.UpdateOperation.create_field_index(field_name, kind))
             shard.flush()
 
     def count(self, name: str) -> int:
@@ -263,6 +273,9 @@ class EdgeAnchorStore(AnchorStore):
         self._shards.clear()
 
 
+_EDGE_TYPES = {"keyword": qe.PayloadSchemaType.Keyword, "float": qe.PayloadSchemaType.Float}
+
+
 def _to_edge_filter(anchor_filter: AnchorFilter | None) -> qe.Filter | None:
     if anchor_filter is None or anchor_filter.is_empty():
         return None
@@ -276,4 +289,7 @@ def _to_edge_filter(anchor_filter: AnchorFilter | None) -> qe.Filter | None:
     ]
     if anchor_filter.exclude_ids:
         must_not.append(qe.HasIdCondition({int(i) for i in anchor_filter.exclude_ids}))
+    if anchor_filter.expired_at is not None:
+        must_not.append(qe.FieldCondition(key="consent_expires",
+                                          range=qe.RangeFloat(lte=anchor_filter.expired_at)))
     return qe.Filter(must=must or None, must_not=must_not or None)

@@ -131,9 +131,9 @@ class ServerAnchorStore(AnchorStore):
                 shard_number=self.shard_number,
                 replication_factor=self.replication_factor,
             )
-            for field_name in PAYLOAD_INDEXES:
+            for field_name, kind in PAYLOAD_INDEXES.items():
                 self.client.create_payload_index(
-                    qdrant_name, field_name, models.PayloadSchemaType.KEYWORD, wait=True
+                    qdrant_name, field_name, _CLIENT_TYPES[kind], wait=True
                 )
 
         self._call("create the collection", schema.name, create)
@@ -206,12 +206,30 @@ class ServerAnchorStore(AnchorStore):
                 ),
             )
 
+    def overwrite_payload(self, name: str, payloads: Mapping[int, Mapping[str, Any]]) -> None:
+        operations = [
+            models.OverwritePayloadOperation(
+                overwrite_payload=models.SetPayload(payload=dict(payload), points=[int(i)])
+            )
+            for i, payload in payloads.items()
+        ]
+        for start in range(0, len(operations), _WRITE_CHUNK):
+            chunk = operations[start : start + _WRITE_CHUNK]
+            self._call(
+                "overwrite payload",
+                name,
+                lambda chunk=chunk: self.client.batch_update_points(
+                    self._name(name), chunk, wait=True
+                ),
+            )
+
     def ensure_payload_index(self, name: str, field_name: str) -> None:
         self._call(
             "index a payload field",
             name,
             lambda: self.client.create_payload_index(
-                self._name(name), field_name, models.PayloadSchemaType.KEYWORD, wait=True
+                self._name(name), field_name, _CLIENT_TYPES[PAYLOAD_INDEXES[field_name]],
+                wait=True,
             ),
         )
 
@@ -313,6 +331,10 @@ class ServerAnchorStore(AnchorStore):
         self.client.close()
 
 
+_CLIENT_TYPES = {"keyword": models.PayloadSchemaType.KEYWORD,
+                 "float": models.PayloadSchemaType.FLOAT}
+
+
 def _to_client_filter(anchor_filter: AnchorFilter | None) -> models.Filter | None:
     if anchor_filter is None or anchor_filter.is_empty():
         return None
@@ -328,4 +350,7 @@ def _to_client_filter(anchor_filter: AnchorFilter | None) -> models.Filter | Non
         must_not.append(
             models.HasIdCondition(has_id=[int(i) for i in anchor_filter.exclude_ids])
         )
+    if anchor_filter.expired_at is not None:
+        must_not.append(models.FieldCondition(
+            key="consent_expires", range=models.Range(lte=anchor_filter.expired_at)))
     return models.Filter(must=must or None, must_not=must_not or None)

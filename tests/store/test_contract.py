@@ -163,3 +163,25 @@ def test_payload_membership_filters_searches(filled) -> None:  # type: ignore[no
     assert set(result.ids.tolist()) == set(ids[:10].tolist())
     # Other payload fields are kept.
     assert store.retrieve("pairs", [int(ids[0])])[int(ids[0])]["payload"]["source_dataset"] == "even"
+
+
+def test_expired_anchors_are_filtered_out(filled) -> None:  # type: ignore[no-untyped-def]
+    store, ids, images, _ = filled
+    store.set_payload("pairs", ids[:5].tolist(), {"consent_expires": 1_000.0})
+    store.set_payload("pairs", ids[5:10].tolist(), {"consent_expires": 3_000.0})
+    at_2000 = AnchorFilter(expired_at=2_000.0)
+    result = store.search("pairs", "image", images[:1], 200, exact=True, anchor_filter=at_2000)[0]
+    assert set(result.ids.tolist()) == set(ids[5:].tolist())  # no expiry = never expires
+    both = at_2000.merged(AnchorFilter(must_not_match={"source_dataset": ["odd"]}))
+    result = store.search("pairs", "image", images[:1], 200, exact=True, anchor_filter=both)[0]
+    assert set(result.ids.tolist()) == set(ids[6::2].tolist())
+
+
+def test_overwrite_payload_replaces_every_field(filled) -> None:  # type: ignore[no-untyped-def]
+    store, ids, _, _ = filled
+    first, second = int(ids[0]), int(ids[1])
+    store.overwrite_payload("pairs", {first: {"consent_status": "revoked"},
+                                      second: {"source_dataset": "other"}})
+    points = store.retrieve("pairs", [first, second])
+    assert points[first]["payload"] == {"consent_status": "revoked"}
+    assert points[second]["payload"] == {"source_dataset": "other"}
