@@ -6,16 +6,19 @@ The CLI (and later the HTTP service) is a thin layer over this object.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from sqlalchemy import func, select
 
+from asif_platform import teams
+from asif_platform.audit import audit
 from asif_platform.catalog import Anchor, Catalog, Collection
 from asif_platform.encoders.base import Encoder, ImageEncoder, Modality, TextEncoder
 from asif_platform.errors import ConfigError, EncoderError, NotFound
+from asif_platform.provenance import CONSENT_STATUSES, LICENSE_CLASSES
 from asif_platform.settings import Settings
 from asif_platform.store import AnchorStore, CollectionSchema, open_store
 from asif_platform.store.base import validate_collection_name
@@ -59,6 +62,8 @@ class CollectionInfo:
     revision: int
     anchors: int
     created_at: str
+    policy: dict[str, list[str]]
+    team_id: int | None
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -158,11 +163,20 @@ class Platform:
         hnsw_ef: int | None = None,
         hnsw_m: int = 16,
         quantization: str | None = None,
+        team: str | None = None,
+        policy: dict[str, list[str]] | None = None,
     ) -> CollectionInfo:
         """Create a collection in the catalog and its Qdrant collection.
 
+        Args:
+            team: The owning team (the principal must be its editor or owner);
+                default the principal's personal team.
+            policy: Query-time consent and license policy; revoked and expired
+                consent are excluded whatever it says.
+
         Raises:
             ConfigError: Invalid name or query defaults, or the name is taken.
+            PermissionDenied: The principal may not create collections in the team.
         """
         validate_collection_name(name)
         _check_query_defaults(k, p, templates, template_aggregation)
@@ -170,6 +184,8 @@ class Platform:
             raise ConfigError(f"quantization must be 'int8' or unset, got {quantization!r}")
         image_id = image_encoder or self.settings.image_encoder
         text_id = text_encoder or self.settings.text_encoder
+        policy = check_policy(policy or {})
+        owner = teams.team_id(self, team or teams.personal_team(self))
         image = self.load_encoder(image_id, "image")
         text = self.load_encoder(text_id, "text")
 
@@ -204,16 +220,21 @@ class Platform:
                 exact_search=exact_search,
                 hnsw_ef=hnsw_ef,
                 revision=0,
+                policy=policy,
+                team_id=owner,
             )
             session.add(collection)
         logger.info("created collection %s", name)
+        audit(self, "collection.create", f"collection:{name}")
         return self.describe_collection(name)
 
-    def get_collection(self, name: str) -> Collection:
-        """The catalog row of collection ``name``.
+    def get_collection(self, name: str, action: str = "read") -> Collection:
+        """The catalog row of collection ``name``, if the principal may do ``action``
+        (``read``, ``write`` or ``admin``) on it.
 
         Raises:
-            NotFound: No such collection.
+            NotFound: No such collection, or none visible to the principal.
+            PermissionDenied: The principal's role is too low (the refusal is audited).
         """
         with self.catalog.session() as session:
             collection = session.scalar(select(Collection).where(Collection.name == name))
@@ -222,6 +243,7 @@ class Platform:
                 f"no collection named {name!r}; `asif collection list` shows the "
                 "existing ones and `asif collection create` makes one"
             )
+        teams.authorize(self, collection, action)
         return collection
 
     def describe_collection(self, name: str) -> CollectionInfo:
@@ -242,7 +264,9 @@ class Platform:
                 ).all()
             )
             collections = session.scalars(select(Collection).order_by(Collection.name)).all()
-        return [_info(c, int(counts.get(c.id, 0))) for c in collections]
+        visible = teams.visible_team_ids(self)
+        return [_info(c, int(counts.get(c.id, 0))) for c in collections
+                if c.team_id is None or c.team_id in visible]
 
     def update_collection_defaults(
         self,
@@ -254,7 +278,7 @@ class Platform:
         template_aggregation: str | None = None,
     ) -> CollectionInfo:
         """Change a collection's query defaults; vectors are untouched."""
-        collection = self.get_collection(name)
+        collection = self.get_collection(name, "write")
         new_k = collection.default_k if k is None else k
         new_p = collection.default_p if p is None else p
         new_templates = collection.templates if templates is None else list(templates)
@@ -266,6 +290,17 @@ class Platform:
             row.default_k, row.default_p = new_k, new_p
             row.templates, row.template_aggregation = list(new_templates), new_aggregation
         logger.info("updated query defaults of collection %s", name)
+        return self.describe_collection(name)
+
+    def set_policy(self, name: str, policy: Mapping[str, Sequence[str]]) -> CollectionInfo:
+        """Replace a collection's query policy; the next query applies it (no re-ingest)."""
+        checked = check_policy(policy)
+        collection = self.get_collection(name, "admin")
+        with self.catalog.session() as session:
+            row = session.get(Collection, collection.id)
+            assert row is not None
+            row.policy = checked
+        audit(self, "collection.policy", f"collection:{name}", details=checked)
         return self.describe_collection(name)
 
     def engine(self, name: str) -> Any:
@@ -303,6 +338,23 @@ def _check_query_defaults(
         )
 
 
+POLICY_KEYS = {"exclude_consent": CONSENT_STATUSES, "exclude_license_classes": LICENSE_CLASSES}
+
+
+def check_policy(policy: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """A validated query policy: which consent states and license classes to exclude."""
+    checked: dict[str, list[str]] = {}
+    for key, values in policy.items():
+        allowed = POLICY_KEYS.get(key)
+        if allowed is None:
+            raise ConfigError(f"unknown policy key {key!r}; use {', '.join(POLICY_KEYS)}")
+        unknown = [v for v in values if v not in allowed]
+        if unknown:
+            raise ConfigError(f"{key} takes {', '.join(allowed)}; got {unknown[0]!r}")
+        checked[key] = sorted(set(values))
+    return checked
+
+
 def _info(collection: Collection, anchors: int) -> CollectionInfo:
     return CollectionInfo(
         name=collection.name,
@@ -321,4 +373,6 @@ def _info(collection: Collection, anchors: int) -> CollectionInfo:
         revision=collection.revision,
         anchors=anchors,
         created_at=collection.created_at.isoformat(),
+        policy=dict(collection.policy or {}),
+        team_id=collection.team_id,
     )

@@ -130,7 +130,7 @@ def create_version(
             f"invalid version name {name!r}: use 1-63 letters, digits, '.', '-' or '_'"
         )
     selector = selector or VersionSelector()
-    collection = platform.get_collection(collection_name)
+    collection = platform.get_collection(collection_name, "write")
     with platform.catalog.session() as session:
         version = session.scalar(
             select(Version).where(Version.collection_id == collection.id, Version.name == name)

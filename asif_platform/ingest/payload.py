@@ -8,9 +8,11 @@ compares it field by field.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Any
 
 from asif_platform.catalog import Anchor
+from asif_platform.provenance import license_class
 
 __all__ = ["anchor_payload"]
 
@@ -25,7 +27,14 @@ def anchor_payload(anchor: Anchor, versions: Sequence[str] = ()) -> dict[str, An
     payload: dict[str, Any] = {
         "source_dataset": anchor.source_dataset,
         "image_sha256": anchor.image_sha256,
+        "license_class": license_class(anchor.license),
+        "consent_status": anchor.consent_status,
     }
+    if anchor.consent_expires_at is not None:
+        expires = anchor.consent_expires_at
+        if expires.tzinfo is None:  # SQLite returns naive datetimes; they are UTC
+            expires = expires.replace(tzinfo=UTC)
+        payload["consent_expires"] = expires.timestamp()
     if versions:
         payload["versions"] = sorted(versions)
     return payload

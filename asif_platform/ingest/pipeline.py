@@ -24,9 +24,10 @@ from tqdm import tqdm
 from asif_platform import __version__
 from asif_platform.catalog import Anchor, Collection, IngestRun, utcnow
 from asif_platform.encoders.preprocessing import load_image
-from asif_platform.errors import EncoderError, IngestError
+from asif_platform.errors import ConfigError, EncoderError, IngestError
 from asif_platform.ingest.payload import anchor_payload
 from asif_platform.ingest.records import PairRecord
+from asif_platform.provenance import Provenance
 
 if TYPE_CHECKING:
     from asif_platform.platform import Platform
@@ -84,6 +85,7 @@ class IngestReport:
     corrupt_images: Problem = field(default_factory=Problem)
     empty_captions: Problem = field(default_factory=Problem)
     oversized_captions: Problem = field(default_factory=Problem)
+    invalid_provenance: Problem = field(default_factory=Problem)
     seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,6 +109,7 @@ class _Pair:
     image_sha256: str
     caption_sha256: str
     anchor_id: int
+    provenance: Provenance
 
 
 class _Timer:
@@ -123,6 +126,7 @@ def ingest(
     records: Iterable[PairRecord],
     *,
     source: str = "",
+    provenance: Provenance | None = None,
     images_per_batch: int = 256,
     progress: bool | None = None,
 ) -> IngestReport:
@@ -133,6 +137,8 @@ def ingest(
         collection_name: An existing collection.
         records: The pairs to add; re-sending pairs already stored adds nothing.
         source: Where the records came from (a path), for the ingest run record.
+        provenance: License, consent and source details of every pair; records
+            override them with columns of the same names. Defaults to none known.
         images_per_batch: Images encoded and written per batch. Defaults to 256.
         progress: Show a progress bar; None shows it only on a terminal.
 
@@ -143,7 +149,7 @@ def ingest(
         NotFound: The collection does not exist.
         IngestError: A reader failed on malformed input.
     """
-    collection = platform.get_collection(collection_name)
+    collection = platform.get_collection(collection_name, "write")
     image_encoder, text_encoder = platform.encoders_for(collection)
     store = platform.store
     store.check_schema(_schema_dims(collection))
@@ -171,7 +177,8 @@ def ingest(
     try:
         # Phase 1: read records and hash every distinct image once.
         phase = time.perf_counter()
-        pairs, datasets = _hash_records(collection_name, records, report)
+        pairs, datasets = _hash_records(collection_name, records, provenance or Provenance(),
+                                        report)
         timer.add("read_and_hash", phase)
 
         # Phase 2: leave out what the catalog already has.
@@ -220,7 +227,10 @@ def _schema_dims(collection: Collection) -> Any:
 
 
 def _hash_records(
-    collection_name: str, records: Iterable[PairRecord], report: IngestReport
+    collection_name: str,
+    records: Iterable[PairRecord],
+    defaults: Provenance,
+    report: IngestReport,
 ) -> tuple[list[_Pair], set[str]]:
     image_hashes: dict[str, str | None] = {}
     seen: set[int] = set()
@@ -234,6 +244,11 @@ def _hash_records(
             continue
         if len(caption) > MAX_CAPTION_CHARS:
             report.oversized_captions.add(record.source_record_id)
+            continue
+        try:
+            provenance = defaults.with_record(record.extra)
+        except ConfigError as error:
+            report.invalid_provenance.add(f"{record.source_record_id}: {error}")
             continue
         key = str(record.image)
         if key not in image_hashes:
@@ -257,7 +272,7 @@ def _hash_records(
                 record.image, caption, record.source_dataset, record.source_record_id,
                 record.extra,
             )
-        pairs.append(_Pair(record, image_sha256, caption_sha256, point_id))
+        pairs.append(_Pair(record, image_sha256, caption_sha256, point_id, provenance))
     return pairs, datasets
 
 
@@ -335,6 +350,17 @@ def _write_batch(
             image_fingerprint=collection.image_fingerprint,
             text_fingerprint=collection.text_fingerprint,
             ingested_at=now,
+            ingested_by=platform.settings.principal,
+            source_version=pair.provenance.source_version,
+            source_url=pair.provenance.source_url,
+            license=pair.provenance.license,
+            creator=pair.provenance.creator,
+            attribution=pair.provenance.attribution,
+            consent_status=pair.provenance.consent_status,
+            consent_basis=pair.provenance.consent_basis,
+            consent_recorded_at=now,
+            consent_expires_at=pair.provenance.consent_expires_at,
+            consent_evidence=pair.provenance.consent_evidence,
         )
         for pair in flat
     ]

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from asif_platform.catalog import Anchor, Collection
+from asif_platform.catalog import Anchor, Collection, utcnow
 from asif_platform.encoders.base import ImageEncoder, TextEncoder
 from asif_platform.errors import ConfigError
 from asif_platform.query.relative import anchor_vocabulary, overlap_scores, relative_matrix
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["Contribution", "Explanation", "QueryEngine", "QueryOptions"]
 
 logger = logging.getLogger(__name__)
+
+# Pairs whose consent is revoked or expired never contribute, whatever the policy.
+ALWAYS_EXCLUDED_CONSENT = ("revoked", "expired")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,10 @@ class QueryOptions:
         exact: Brute-force search instead of HNSW.
         hnsw_ef: HNSW beam when not exact; None uses max(k, 128).
         anchor_filter: Payload conditions every contributing anchor must meet.
+        policy: Consent states and license classes this call excludes on top of the
+            collection's policy (``{"exclude_consent": [...],
+            "exclude_license_classes": [...]}``); a call can only narrow. Revoked
+            and expired consent are always excluded.
     """
 
     k: int
@@ -49,6 +56,7 @@ class QueryOptions:
     exact: bool
     hnsw_ef: int | None
     anchor_filter: AnchorFilter | None = None
+    policy: Mapping[str, Sequence[str]] | None = None
 
     def ef_for(self, limit: int) -> int | None:
         if self.exact:
@@ -116,6 +124,7 @@ class QueryEngine:
         exact: bool | None = None,
         hnsw_ef: int | None = None,
         anchor_filter: AnchorFilter | None = None,
+        policy: Mapping[str, Sequence[str]] | None = None,
     ) -> QueryOptions:
         """The collection's defaults, overridden by whatever is given."""
         from asif_platform.platform import _check_query_defaults
@@ -129,6 +138,7 @@ class QueryEngine:
             exact=collection.exact_search if exact is None else exact,
             hnsw_ef=collection.hnsw_ef if hnsw_ef is None else hnsw_ef,
             anchor_filter=anchor_filter,
+            policy=policy,
         )
         _check_query_defaults(options.k, options.p, options.templates, options.aggregation)
         return options
@@ -146,6 +156,7 @@ class QueryEngine:
     ) -> list[SearchResult]:
         """Top anchors of each image by image-image similarity."""
         limit = limit or options.k
+        live = self._live()
         return self.platform.store.search(
             self.name,
             "image",
@@ -153,7 +164,7 @@ class QueryEngine:
             limit,
             exact=options.exact,
             hnsw_ef=options.ef_for(limit),
-            anchor_filter=options.anchor_filter,
+            anchor_filter=self._filter(options, live),
         )
 
     def text_results(
@@ -167,15 +178,18 @@ class QueryEngine:
         if not labels:
             raise ConfigError("at least one label is needed")
         limit = limit or options.k
+        live = self._live()
+        anchor_filter = self._filter(options, live)
         key = (
-            self._revision(),
+            live.revision,
+            live.next_expiry,
+            _filter_key(replace(anchor_filter, expired_at=None)),
             tuple(labels),
             options.templates,
             options.aggregation == "embedding",
             limit,
             options.exact,
             options.ef_for(limit),
-            _filter_key(options.anchor_filter),
         )
         cached = self._text_cache.get(key)
         if cached is not None:
@@ -193,7 +207,7 @@ class QueryEngine:
             limit,
             exact=options.exact,
             hnsw_ef=options.ef_for(limit),
-            anchor_filter=options.anchor_filter,
+            anchor_filter=anchor_filter,
         )
         self.text_queries += len(vectors)
         if len(self._text_cache) > 64:
@@ -319,12 +333,36 @@ class QueryEngine:
 
     # Catalog helpers
 
-    def _revision(self) -> int:
+    def _live(self) -> _LiveState:
+        """What may have changed since the engine was made: anchors, policy, expiries."""
+        now = utcnow()
         with self.platform.catalog.session() as session:
-            revision = session.scalar(
-                select(Collection.revision).where(Collection.id == self.collection.id)
+            revision, policy = session.execute(
+                select(Collection.revision, Collection.policy)
+                .where(Collection.id == self.collection.id)
+            ).one()
+            next_expiry = session.scalar(
+                select(func.min(Anchor.consent_expires_at)).where(
+                    Anchor.collection_id == self.collection.id,
+                    Anchor.consent_expires_at > now,
+                )
             )
-        return int(revision or 0)
+        return _LiveState(int(revision), dict(policy or {}), now.timestamp(), next_expiry)
+
+    @staticmethod
+    def _filter(options: QueryOptions, live: _LiveState) -> AnchorFilter:
+        """The options' filter plus the consent and license policy, as of now."""
+        extra = options.policy or {}
+        consent = set(ALWAYS_EXCLUDED_CONSENT)
+        classes: set[str] = set()
+        for policy in (live.policy, extra):
+            consent.update(policy.get("exclude_consent", ()))
+            classes.update(policy.get("exclude_license_classes", ()))
+        must_not: dict[str, list[str]] = {"consent_status": sorted(consent)}
+        if classes:
+            must_not["license_class"] = sorted(classes)
+        policy_filter = AnchorFilter(must_not_match=must_not, expired_at=live.now)
+        return policy_filter.merged(options.anchor_filter)
 
     def _anchors(self, ids: set[int]) -> dict[int, Anchor]:
         if not ids:
@@ -345,6 +383,15 @@ def _similarity_by_column(results: Sequence[SearchResult], vocabulary: np.ndarra
     return dense
 
 
+@dataclass(frozen=True)
+class _LiveState:
+    revision: int
+    policy: dict[str, Any]
+    now: float
+    # The next consent expiry after now: text-side results cached before it stay valid.
+    next_expiry: Any
+
+
 def _filter_key(anchor_filter: AnchorFilter | None) -> Any:
     if anchor_filter is None or anchor_filter.is_empty():
         return None
@@ -352,4 +399,5 @@ def _filter_key(anchor_filter: AnchorFilter | None) -> Any:
         tuple(sorted((k, tuple(v)) for k, v in anchor_filter.must_match.items())),
         tuple(sorted((k, tuple(v)) for k, v in anchor_filter.must_not_match.items())),
         tuple(sorted(anchor_filter.exclude_ids)),
+        anchor_filter.expired_at,
     )
