@@ -25,7 +25,7 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path / "asif-data", image_encoder="fake:image",
-                    text_encoder="fake:text")
+                    text_encoder="fake:text", principal="tester")
 
 
 @pytest.fixture

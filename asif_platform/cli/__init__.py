@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import click
@@ -61,8 +62,9 @@ def _settings_epilog() -> str:
 @click.group(epilog=_settings_epilog(), context_settings={"max_content_width": 100})
 @click.version_option(__version__, prog_name="asif")
 @click.option("-v", "--verbose", count=True, help="Log INFO (-v) or DEBUG (-vv) to stderr.")
+@click.option("--as", "principal", help="Act as this principal; default $ASIF_USER.")
 @click.pass_context
-def cli(ctx: click.Context, verbose: int) -> None:
+def cli(ctx: click.Context, verbose: int, principal: str | None) -> None:
     """ASIF Platform: a CLIP-like model made of anchor image-caption pairs.
 
     Example: asif collection create flickr8k
@@ -77,6 +79,8 @@ def cli(ctx: click.Context, verbose: int) -> None:
         raise click.UsageError(str(exc)) from exc
     ctx.ensure_object(dict)
     ctx.obj.setdefault("settings", settings)
+    if principal:
+        ctx.obj["settings"] = replace(ctx.obj["settings"], principal=principal)
 
 
 def main() -> None:
@@ -84,4 +88,15 @@ def main() -> None:
 
 
 # Register the nouns (imports at the end: each module decorates onto ``cli``).
-from asif_platform.cli import collection, db, experiment, ingest, query, version  # noqa: E402, F401
+from asif_platform.cli import (  # noqa: E402, F401
+    audit,
+    collection,
+    consent,
+    db,
+    doctor,
+    experiment,
+    ingest,
+    query,
+    team,
+    version,
+)

@@ -2,10 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
 from asif_platform.cli import cli, emit, json_option, platform_from
 from asif_platform.platform import DEFAULT_TEMPLATES, TEMPLATE_AGGREGATIONS
+from asif_platform.provenance import CONSENT_STATUSES, LICENSE_CLASSES
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def policy_options(function: F) -> F:
+    """The collection query policy: consent states and license classes to exclude."""
+    function = click.option(
+        "--exclude-license-class", "exclude_license_classes", multiple=True,
+        type=click.Choice(LICENSE_CLASSES),
+        help="Exclude pairs of this license class from every query (repeatable).",
+    )(function)
+    return click.option(
+        "--exclude-consent", "exclude_consent", multiple=True,
+        type=click.Choice(CONSENT_STATUSES),
+        help="Exclude pairs with this consent status from every query (repeatable); "
+             "revoked and expired always are.",
+    )(function)
+
+
+def _policy(consent: tuple[str, ...], classes: tuple[str, ...]) -> dict[str, list[str]]:
+    return {"exclude_consent": list(consent), "exclude_license_classes": list(classes)}
 
 
 @cli.group()
@@ -29,11 +55,15 @@ def collection() -> None:
               help="Approximate HNSW search instead of exact search.")
 @click.option("--hnsw-ef", type=click.IntRange(min=1), help="HNSW search beam; default max(k, 128).")
 @click.option("--quantization", type=click.Choice(["int8"]), help="Scalar-quantize vectors.")
+@click.option("--team", help="Owning team (you must be its editor or owner); default your own.")
+@policy_options
 @json_option
 @click.pass_context
 def create(ctx: click.Context, name: str, image_encoder: str | None, text_encoder: str | None,
            k: int, p: float, templates: tuple[str, ...], template_aggregation: str,
-           hnsw: bool, hnsw_ef: int | None, quantization: str | None, as_json: bool) -> None:
+           hnsw: bool, hnsw_ef: int | None, quantization: str | None, team: str | None,
+           exclude_consent: tuple[str, ...], exclude_license_classes: tuple[str, ...],
+           as_json: bool) -> None:
     """Create an empty collection with its encoders and query defaults.
 
     Example: asif collection create flickr8k -k 800 -p 8
@@ -50,8 +80,11 @@ def create(ctx: click.Context, name: str, image_encoder: str | None, text_encode
             exact_search=not hnsw,
             hnsw_ef=hnsw_ef,
             quantization=quantization,
+            team=team,
+            policy=_policy(exclude_consent, exclude_license_classes),
         )
     emit(info.to_dict(), as_json, lambda d: f"created collection {d['name']}")
+
 
 
 @collection.command(name="list")
@@ -100,3 +133,19 @@ def show(ctx: click.Context, name: str, k: int | None, p: float | None,
             )
         info = platform.describe_collection(name).to_dict()
     emit(info, as_json, lambda d: "\n".join(f"{key}: {value}" for key, value in d.items()))
+
+
+@collection.command()
+@click.argument("name")
+@policy_options
+@json_option
+@click.pass_context
+def policy(ctx: click.Context, name: str, exclude_consent: tuple[str, ...],
+           exclude_license_classes: tuple[str, ...], as_json: bool) -> None:
+    """Replace NAME's query policy; the next query applies it, with no re-ingest.
+
+    Example: asif collection policy flickr8k --exclude-consent unknown
+    """
+    with platform_from(ctx) as platform:
+        info = platform.set_policy(name, _policy(exclude_consent, exclude_license_classes))
+    emit(info.to_dict(), as_json, lambda d: f"{d['name']}: policy {d['policy']}")

@@ -10,6 +10,7 @@ import click
 from asif_platform.cli import cli, emit, json_option, platform_from
 from asif_platform.ingest.pipeline import ingest as run_ingest
 from asif_platform.ingest.readers import read_pairs
+from asif_platform.provenance import CONSENT_BASES, CONSENT_STATUSES, Provenance
 
 FORMATS = ("flickr", "coco", "csv", "jsonl", "folder")
 
@@ -23,7 +24,8 @@ def _summary(report: dict[str, Any]) -> str:
         f"  duplicate pairs:   {report['duplicate_pairs']}",
         f"  images encoded:    {report['images_encoded']}",
     ]
-    for key in ("missing_images", "corrupt_images", "empty_captions", "oversized_captions"):
+    for key in ("missing_images", "corrupt_images", "empty_captions", "oversized_captions",
+                "invalid_provenance"):
         problem = report[key]
         if problem["count"]:
             examples = ", ".join(problem["examples"])
@@ -49,6 +51,16 @@ def _summary(report: dict[str, Any]) -> str:
               help="CSV/JSONL caption column.")
 @click.option("--id-column", help="CSV/JSONL record id column; default FILE:ROW.")
 @click.option("--source-dataset", help="Dataset name recorded per pair; default from SOURCE.")
+@click.option("--source-version", help="Version of the source dataset.")
+@click.option("--source-url", help="Where the source dataset is published.")
+@click.option("--license", "license_", help="SPDX license id or expression of the pairs.")
+@click.option("--creator", help="Creator of the pairs.")
+@click.option("--attribution", help="Attribution text the license asks for.")
+@click.option("--consent", "consent_status", type=click.Choice(CONSENT_STATUSES),
+              default="unknown", show_default=True, help="Consent status of the pairs.")
+@click.option("--consent-basis", type=click.Choice(CONSENT_BASES), help="Basis of the consent.")
+@click.option("--consent-expires", help="When consent expires (ISO date or time, UTC if no zone).")
+@click.option("--consent-evidence", help="Reference to the consent evidence (not the evidence).")
 @click.option("--batch-images", type=click.IntRange(min=1), default=256, show_default=True,
               help="Images encoded and written per batch.")
 @json_option
@@ -56,12 +68,17 @@ def _summary(report: dict[str, Any]) -> str:
 def ingest(ctx: click.Context, collection: str, source: Path, format_: str | None,
            split_files: tuple[Path, ...], image_dir: Path | None, image_column: str,
            caption_column: str, id_column: str | None, source_dataset: str | None,
-           batch_images: int, as_json: bool) -> None:
+           source_version: str | None, source_url: str | None, license_: str | None,
+           creator: str | None, attribution: str | None, consent_status: str,
+           consent_basis: str | None, consent_expires: str | None,
+           consent_evidence: str | None, batch_images: int, as_json: bool) -> None:
     """Add the image-caption pairs in SOURCE to COLLECTION.
 
     Re-running the same command adds nothing new; after an interruption it
     completes the ingest. Missing or corrupt images and empty captions are counted
-    and skipped.
+    and skipped. Provenance and consent options apply to every pair; CSV/JSONL
+    columns of the same names (license, creator, consent_status, ...) override them
+    per record.
 
     Example: asif ingest flickr8k Flickr8k.token.txt --split Flickr_8k.trainImages.txt
     """
@@ -77,7 +94,14 @@ def ingest(ctx: click.Context, collection: str, source: Path, format_: str | Non
         options.update(image_column=image_column, caption_column=caption_column,
                        id_column=id_column)
     with platform_from(ctx) as platform:
+        provenance = Provenance(
+            source_version=source_version, source_url=source_url, license=license_,
+            creator=creator, attribution=attribution, consent_status=consent_status,
+            consent_basis=consent_basis, consent_expires_at=consent_expires,
+            consent_evidence=consent_evidence,
+        )
         records = read_pairs(source, format=resolved_format, **options)
         report = run_ingest(platform, collection, records, source=str(source.resolve()),
+                            provenance=provenance,
                             images_per_batch=batch_images)
     emit(report.to_dict(), as_json, _summary)

@@ -13,6 +13,7 @@ import numpy as np
 from asif_platform.cli import cli, emit, json_option, platform_from
 from asif_platform.encoders.preprocessing import load_image
 from asif_platform.platform import TEMPLATE_AGGREGATIONS
+from asif_platform.provenance import CONSENT_STATUSES, LICENSE_CLASSES
 from asif_platform.query.engine import QueryEngine, QueryOptions
 from asif_platform.experiments import record_experiment
 from asif_platform.query.evaluation import encode_paths, evaluate, image_files, tune
@@ -37,6 +38,12 @@ def query_options(function: F) -> F:
                      help="Exact or HNSW search; default the collection's."),
         click.option("--version", "version",
                      help="Use only the anchors of this frozen version (asif version list)."),
+        click.option("--exclude-consent", "exclude_consent", multiple=True,
+                     type=click.Choice(CONSENT_STATUSES),
+                     help="Also exclude pairs with this consent status (repeatable)."),
+        click.option("--exclude-license-class", "exclude_license_classes", multiple=True,
+                     type=click.Choice(LICENSE_CLASSES),
+                     help="Also exclude pairs of this license class (repeatable)."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -45,12 +52,17 @@ def query_options(function: F) -> F:
 
 def _options(engine: QueryEngine, k: int | None, p: float | None,
              templates: tuple[str, ...], aggregation: str | None,
-             exact: bool | None, version: str | None) -> QueryOptions:
+             exact: bool | None, version: str | None,
+             exclude_consent: tuple[str, ...] = (),
+             exclude_license_classes: tuple[str, ...] = ()) -> QueryOptions:
     anchor_filter = None
     if version is not None:
         anchor_filter = require_ready(engine.platform, engine.name, version)
+    policy = {"exclude_consent": list(exclude_consent),
+              "exclude_license_classes": list(exclude_license_classes)}
     return engine.options(k=k, p=p, templates=templates or None,
-                          aggregation=aggregation, exact=exact, anchor_filter=anchor_filter)
+                          aggregation=aggregation, exact=exact, anchor_filter=anchor_filter,
+                          policy=policy)
 
 
 def _labels(labels: tuple[str, ...], labels_file: Path | None) -> list[str]:
@@ -76,7 +88,8 @@ def _labels(labels: tuple[str, ...], labels_file: Path | None) -> list[str]:
 def classify(ctx: click.Context, collection: str, images: tuple[Path, ...],
              labels: tuple[str, ...], labels_file: Path | None, top: int, k: int | None,
              p: float | None, templates: tuple[str, ...], template_aggregation: str | None,
-             exact: bool | None, version: str | None, as_json: bool) -> None:
+             exact: bool | None, version: str | None, exclude_consent: tuple[str, ...],
+            exclude_license_classes: tuple[str, ...], as_json: bool) -> None:
     """Classify image files (or folders of them) zero-shot among labels.
 
     Example: asif classify flickr8k cat.jpg -l cat -l dog -l ship
@@ -85,7 +98,8 @@ def classify(ctx: click.Context, collection: str, images: tuple[Path, ...],
     paths = image_files(list(images))
     with platform_from(ctx) as platform:
         engine = platform.engine(collection)
-        options = _options(engine, k, p, templates, template_aggregation, exact, version)
+        options = _options(engine, k, p, templates, template_aggregation, exact, version,
+                           exclude_consent, exclude_license_classes)
         vectors, kept, unreadable = encode_paths(engine, paths)
         scores = engine.classify_vectors(vectors, candidates, options) if len(kept) else np.empty((0, len(candidates)))
     rows = []
@@ -137,7 +151,8 @@ def _float_list(_ctx: click.Context, _param: click.Parameter, value: str | None)
 @click.pass_context
 def eval_(ctx: click.Context, collection: str, folder: Path, ks: list[int], ps: list[float],
           per_class: int | None, k: int | None, p: float | None, templates: tuple[str, ...],
-          template_aggregation: str | None, exact: bool | None, version: str | None, as_json: bool) -> None:
+          template_aggregation: str | None, exact: bool | None, version: str | None, exclude_consent: tuple[str, ...],
+            exclude_license_classes: tuple[str, ...], as_json: bool) -> None:
     """Zero-shot accuracy on FOLDER, which holds one subfolder of images per class.
 
     Prints top-1, top-5, per-class accuracy and the confusion matrix; with --ks
@@ -147,7 +162,8 @@ def eval_(ctx: click.Context, collection: str, folder: Path, ks: list[int], ps: 
     """
     with platform_from(ctx) as platform:
         engine = platform.engine(collection)
-        options = _options(engine, k, p, templates, template_aggregation, exact, version)
+        options = _options(engine, k, p, templates, template_aggregation, exact, version,
+                           exclude_consent, exclude_license_classes)
         run = evaluate(engine, folder, options, ks=ks, ps=ps, per_class=per_class)
         best = run.best()
         settings = [{"k": r.k, "p": r.p, "top1": r.top1, "top5": r.top5} for r in run.results]
@@ -217,6 +233,7 @@ def tune_(ctx: click.Context, collection: str, folder: Path, ks: list[int], ps: 
           aggregations: str, validation_fraction: float, seed: int, per_class: int | None,
           save: bool, k: int | None, p: float | None, templates: tuple[str, ...],
           template_aggregation: str | None, exact: bool | None, version: str | None,
+          exclude_consent: tuple[str, ...], exclude_license_classes: tuple[str, ...],
           as_json: bool) -> None:
     """Choose k, p and template aggregation on a validation split of FOLDER.
 
@@ -232,7 +249,8 @@ def tune_(ctx: click.Context, collection: str, folder: Path, ks: list[int], ps: 
                                  param_hint="--aggregations")
     with platform_from(ctx) as platform:
         engine = platform.engine(collection)
-        options = _options(engine, k, p, templates, template_aggregation, exact, version)
+        options = _options(engine, k, p, templates, template_aggregation, exact, version,
+                           exclude_consent, exclude_license_classes)
         run = tune(engine, folder, options, ks=ks, ps=ps, aggregations=chosen_aggregations,
                    validation_fraction=validation_fraction, seed=seed, per_class=per_class)
         best, heldout = run.best, run.heldout
@@ -300,7 +318,8 @@ def explain(ctx: click.Context, collection: str, image: Path, label: str,
             others: tuple[str, ...], top: int, html_file: Path | None, k: int | None,
             p: float | None,
             templates: tuple[str, ...], template_aggregation: str | None,
-            exact: bool | None, version: str | None, as_json: bool) -> None:
+            exact: bool | None, version: str | None, exclude_consent: tuple[str, ...],
+            exclude_license_classes: tuple[str, ...], as_json: bool) -> None:
     """Show the anchor pairs that contributed most to IMAGE's score for LABEL.
 
     Example: asif explain flickr8k dog.jpg dog -l cat
@@ -308,7 +327,8 @@ def explain(ctx: click.Context, collection: str, image: Path, label: str,
     labels = list(dict.fromkeys([label, *others]))
     with platform_from(ctx) as platform:
         engine = platform.engine(collection)
-        options = _options(engine, k, p, templates, template_aggregation, exact, version)
+        options = _options(engine, k, p, templates, template_aggregation, exact, version,
+                           exclude_consent, exclude_license_classes)
         vector = engine.encode_images([load_image(image)])[0]
         explanations = engine.explain_vector(vector, labels, options, top=top)
     data = {
