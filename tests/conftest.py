@@ -23,9 +23,10 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Fake encoders and embedded Qdrant; the catalog on SQLite and on PostgreSQL."""
     return Settings(home=tmp_path / "asif-data", image_encoder="fake:image",
-                    text_encoder="fake:text", principal="tester")
+                    text_encoder="fake:text", principal="tester", database_url=database_url)
 
 
 @pytest.fixture
