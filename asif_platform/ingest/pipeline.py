@@ -24,7 +24,7 @@ from tqdm import tqdm
 from asif_platform import __version__
 from asif_platform.catalog import Anchor, Collection, IngestRun, utcnow
 from asif_platform.encoders.preprocessing import load_image
-from asif_platform.errors import ConfigError, EncoderError, IngestError
+from asif_platform.errors import AnchorStoreError, ConfigError, EncoderError, IngestError
 from asif_platform.ingest.payload import anchor_payload
 from asif_platform.ingest.records import PairRecord
 from asif_platform.provenance import Provenance
@@ -372,6 +372,16 @@ def _write_batch(
         caption_vectors[text_rows],
         [anchor_payload(anchor) for anchor in anchors],
     )
+    # Read the batch back: a point the engine silently dropped must not be recorded.
+    stored = platform.store.retrieve(collection.name, [anchor.id for anchor in anchors])
+    if len(stored) != len(anchors):
+        lost = [anchor.id for anchor in anchors if anchor.id not in stored]
+        raise AnchorStoreError(
+            f"Qdrant acknowledged {len(anchors)} points of collection {collection.name!r} "
+            f"but {len(lost)} are missing on read-back (e.g. {lost[:3]}); nothing of this "
+            "batch was recorded in the catalog; check the collection's vector schema "
+            "(`asif doctor`) and run the ingest again"
+        )
     timer.add("upsert", phase)
 
     phase = time.perf_counter()

@@ -142,3 +142,18 @@ def test_collection_refuses_a_changed_encoder(
         ingest(other, "colours", read_pairs(pair_folder / "pairs.jsonl"))
     other.close()
     assert platform.store.count("colours") == 0
+
+
+def test_points_dropped_by_the_engine_are_an_error(
+    platform: Platform, pair_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform.create_collection("colours")
+    real_upsert = platform.store.upsert
+
+    def dropping_upsert(name, ids, images, texts, payloads):  # type: ignore[no-untyped-def]
+        real_upsert(name, ids[1:], images[1:], texts[1:], payloads[1:])  # loses one point
+
+    monkeypatch.setattr(platform.store, "upsert", dropping_upsert)
+    with pytest.raises(AnchorStoreError, match="missing on read-back"):
+        ingest(platform, "colours", read_pairs(pair_folder / "pairs.jsonl"))
+    assert catalog_count(platform) == 0
