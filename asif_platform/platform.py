@@ -310,6 +310,8 @@ class Platform:
         engine = self._engines.get(name)
         if engine is None:
             collection = self.get_collection(name)
+            self.store.check_schema(CollectionSchema(
+                name=name, image_dim=collection.image_dim, text_dim=collection.text_dim))
             image_encoder, text_encoder = self.encoders_for(collection)
             engine = QueryEngine(self, collection, image_encoder, text_encoder)
             self._engines[name] = engine
