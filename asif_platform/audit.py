@@ -16,13 +16,14 @@ from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from asif_platform.catalog import AuditEntry, utcnow
 
 if TYPE_CHECKING:
     from asif_platform.platform import Platform
 
-__all__ = ["GENESIS", "ChainCheck", "audit", "entry_hash", "verify_chain"]
+__all__ = ["GENESIS", "ChainCheck", "append_entry", "audit", "entry_hash", "verify_chain"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,18 +49,32 @@ def audit(
     outcome: str = "ok",
     details: dict[str, Any] | None = None,
 ) -> str:
-    """Append one entry as the acting principal; returns its hash."""
+    """Append one entry as the acting principal, in its own transaction; returns its hash."""
     with platform.catalog.session() as session:
-        last = session.scalar(
-            select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1).with_for_update()
-        )
-        entry = AuditEntry(
-            at=utcnow(), principal=platform.settings.principal, action=action,
-            target=target, outcome=outcome, details=details or {},
-            previous_sha256=last.entry_sha256 if last else GENESIS,
-        )
-        entry.entry_sha256 = entry_hash(entry)
-        session.add(entry)
+        return append_entry(session, platform.settings.principal, action, target,
+                            outcome=outcome, details=details)
+
+
+def append_entry(
+    session: Session,
+    principal: str,
+    action: str,
+    target: str,
+    *,
+    outcome: str = "ok",
+    details: dict[str, Any] | None = None,
+) -> str:
+    """Append one entry inside the caller's transaction (committed with its change)."""
+    last = session.scalar(
+        select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1).with_for_update()
+    )
+    entry = AuditEntry(
+        at=utcnow(), principal=principal, action=action, target=target, outcome=outcome,
+        details=details or {}, previous_sha256=last.entry_sha256 if last else GENESIS,
+    )
+    entry.entry_sha256 = entry_hash(entry)
+    session.add(entry)
+    session.flush()
     logger.info("audit %s %s on %s", action, outcome, target)
     return entry.entry_sha256
 

@@ -31,7 +31,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, delete, or_, select
 
 from asif_platform.audit import audit
-from asif_platform.catalog import Anchor, Collection, IngestRun, Version, VersionMember
+from asif_platform.catalog import (
+    Anchor,
+    Collection,
+    IngestRun,
+    Tombstone,
+    Version,
+    VersionMember,
+)
 from asif_platform.ingest.payload import anchor_payload
 
 if TYPE_CHECKING:
@@ -65,6 +72,8 @@ class CollectionReport:
     qdrant_points: int | None
     missing_in_qdrant: list[int] = field(default_factory=list)
     orphans_in_qdrant: list[int] = field(default_factory=list)
+    # Orphans that a deletion request removed (e.g. back from a restored snapshot).
+    tombstoned_in_qdrant: list[int] = field(default_factory=list)
     payload_drift: dict[int, list[str]] = field(default_factory=dict)
     missing_ingest_runs: dict[int, str] = field(default_factory=dict)
 
@@ -96,6 +105,12 @@ class CollectionReport:
                 "re-run the ingest that added them to re-encode them: "
                 f"{_runs_text(self.missing_ingest_runs)}"
             )
+        if self.tombstoned_in_qdrant:
+            found.append(
+                f"{len(self.tombstoned_in_qdrant)} points were removed by deletion "
+                "requests and are back (a restored snapshot?): `asif doctor --repair` "
+                "deletes them again"
+            )
         if self.orphans_in_qdrant:
             found.append("`asif doctor --repair` deletes the orphan points")
         if self.payload_drift:
@@ -112,6 +127,7 @@ class CollectionReport:
             "qdrant_collection_missing": self.qdrant_collection_missing,
             "missing_in_qdrant": [str(i) for i in self.missing_in_qdrant],
             "orphans_in_qdrant": [str(i) for i in self.orphans_in_qdrant],
+            "tombstoned_in_qdrant": [str(i) for i in self.tombstoned_in_qdrant],
             "payload_drift": [
                 {"id": str(i), "fields": fields}
                 for i, fields in self.payload_drift.items()
@@ -199,6 +215,11 @@ def _check_collection(platform: Platform, collection: Collection) -> CollectionR
         report.qdrant_points = store.count(collection.name)
         report.missing_in_qdrant = sorted(catalog_ids - qdrant_ids)
         report.orphans_in_qdrant = sorted(qdrant_ids - catalog_ids)
+        with platform.catalog.session() as session:
+            for chunk in _chunks(report.orphans_in_qdrant):
+                report.tombstoned_in_qdrant += session.scalars(
+                    select(Tombstone.anchor_id).where(Tombstone.anchor_id.in_(chunk)))
+        report.tombstoned_in_qdrant.sort()
         for chunk in _chunks(sorted(catalog_ids & qdrant_ids)):
             expected = _expected_payloads(platform, collection, chunk)
             stored = store.retrieve(collection.name, chunk)

@@ -30,13 +30,16 @@ __all__ = [
     "Anchor",
     "AuditEntry",
     "Base",
+    "DeletionRequest",
     "Collection",
     "Experiment",
     "IngestRun",
     "Membership",
     "Team",
+    "Tombstone",
     "Version",
     "VersionMember",
+    "VersionRedaction",
     "utcnow",
 ]
 
@@ -266,3 +269,63 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     previous_sha256: Mapped[str] = mapped_column(String(64))
     entry_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class DeletionRequest(Base):
+    """A request to remove pairs: who asked (as a hash), why, by when, and what."""
+
+    __tablename__ = "deletion_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="RESTRICT"), index=True
+    )
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    # sha256 of the requester's details; the details themselves are never stored.
+    requester_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    legal_basis: Mapped[str] = mapped_column(String(100))
+    deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    selector: Mapped[dict[str, Any]] = mapped_column(JSON)
+    selector_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="requested")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    receipt: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Tombstone(Base):
+    """What stays of a deleted pair: its id and hashes, never its content.
+
+    Written as ``pending`` before anything is deleted (the intent), ``deleted`` once
+    Qdrant and the catalog no longer hold the pair. Ingest refuses tombstoned ids, and
+    ``asif doctor`` removes any that reappear in Qdrant (a restored snapshot).
+    """
+
+    __tablename__ = "tombstones"
+
+    anchor_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("deletion_requests.id", ondelete="RESTRICT"), index=True
+    )
+    image_sha256: Mapped[str] = mapped_column(String(64))
+    caption_sha256: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class VersionRedaction(Base):
+    """A frozen version lost this pair to a deletion request."""
+
+    __tablename__ = "version_redactions"
+
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    anchor_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("deletion_requests.id", ondelete="RESTRICT"), index=True
+    )

@@ -93,6 +93,7 @@ from asif_platform.cli import (  # noqa: E402, F401
     collection,
     consent,
     db,
+    deletion,
     doctor,
     experiment,
     ingest,

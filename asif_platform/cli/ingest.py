@@ -21,6 +21,7 @@ def _summary(report: dict[str, Any]) -> str:
         f"  records read:      {report['records_read']}",
         f"  pairs added:       {report['pairs_added']}",
         f"  already present:   {report['already_present']}",
+        f"  deleted earlier:   {report['previously_deleted']} (refused: removed by a deletion request)",
         f"  duplicate pairs:   {report['duplicate_pairs']}",
         f"  images encoded:    {report['images_encoded']}",
     ]

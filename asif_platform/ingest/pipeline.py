@@ -22,7 +22,7 @@ from sqlalchemy import select
 from tqdm import tqdm
 
 from asif_platform import __version__
-from asif_platform.catalog import Anchor, Collection, IngestRun, utcnow
+from asif_platform.catalog import Anchor, Collection, IngestRun, Tombstone, utcnow
 from asif_platform.encoders.preprocessing import load_image
 from asif_platform.errors import AnchorStoreError, ConfigError, EncoderError, IngestError
 from asif_platform.ingest.payload import anchor_payload
@@ -78,6 +78,7 @@ class IngestReport:
     records_read: int = 0
     pairs_added: int = 0
     already_present: int = 0
+    previously_deleted: int = 0
     duplicate_pairs: int = 0
     images_encoded: int = 0
     captions_encoded: int = 0
@@ -291,7 +292,15 @@ def _not_in_catalog(
                 )
             )
     report.already_present = len(present)
-    return [pair for pair in pairs if pair.anchor_id not in present]
+    # A pair removed by a deletion request never comes back, whoever ingests it.
+    deleted: set[int] = set()
+    with platform.catalog.session() as session:
+        for start in range(0, len(pairs), _ID_CHUNK):
+            chunk = [pair.anchor_id for pair in pairs[start : start + _ID_CHUNK]]
+            deleted.update(session.scalars(select(Tombstone.anchor_id).where(
+                Tombstone.anchor_id.in_(chunk))))
+    report.previously_deleted = len(deleted)
+    return [pair for pair in pairs if pair.anchor_id not in present | deleted]
 
 
 def _write_batch(

@@ -223,6 +223,13 @@ class AnchorStore(ABC):
             One SearchResult per query row, in order.
         """
 
+    def compact(self, name: str) -> None:  # noqa: B027 - optional hook
+        """Remove deleted points from disk, not only from queries.
+
+        The default does nothing: a Qdrant server's vacuum optimizer rewrites
+        segments on its own schedule (see its ``optimizers_config``).
+        """
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources; the default does nothing."""
 

@@ -63,6 +63,7 @@ class EdgeAnchorStore(AnchorStore):
         shard = self._shards.get(name)
         if shard is not None:
             return shard
+        self._recover(name)
         if not self.exists(name):
             raise NotFound(f"no Qdrant Edge shard for collection {name!r} in {self.root}")
         try:
@@ -261,6 +262,53 @@ class EdgeAnchorStore(AnchorStore):
                         )
                     )
         return results
+
+    def compact(self, name: str) -> None:
+        """Rewrite the shard with only its live points, then swap it in.
+
+        Qdrant marks deleted points and keeps their bytes (and the WAL keeps the
+        writes) until segments are rewritten; a fresh shard holds only what is live.
+        A crash leaves either the old shard or the complete new one (see _recover).
+        """
+        source = self._shard(name)  # first: opening finishes any earlier compaction
+        path = self._path(name)
+        fresh, done = path.with_name(name + ".compacting"), path.with_name(name + ".compacted")
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir(parents=True)
+        shutil.copy(path / "edge_config.json", fresh / "edge_config.json")
+        with _translated("compact the shard", name):
+            target = qe.EdgeShard.load(str(fresh))  # an empty shard with the same config
+            for field_name, kind in PAYLOAD_INDEXES.items():
+                target.update(qe.UpdateOperation.create_field_index(field_name, _EDGE_TYPES[kind]))
+            offset: Any = None
+            while True:
+                records, offset = source.scroll(qe.ScrollRequest(
+                    offset=offset, limit=_WRITE_CHUNK, with_payload=True, with_vector=True))
+                if records:
+                    target.update(qe.UpdateOperation.upsert_points([
+                        qe.Point(id=r.id, vector=r.vector, payload=r.payload) for r in records
+                    ]))
+                if offset is None:
+                    break
+            target.flush()
+            target.close()
+        source.close()
+        del self._shards[name]
+        fresh.rename(done)  # the new shard is complete
+        self._recover(name)
+        logger.info("compacted Qdrant Edge shard %s", name)
+
+    def _recover(self, name: str) -> None:
+        """Finish or undo an interrupted compaction."""
+        path = self._path(name)
+        done, fresh = path.with_name(name + ".compacted"), path.with_name(name + ".compacting")
+        if done.exists():
+            retired = path.with_name(name + ".retired")
+            if path.exists():
+                path.rename(retired)
+            done.rename(path)
+            shutil.rmtree(retired, ignore_errors=True)
+        shutil.rmtree(fresh, ignore_errors=True)
 
     def optimize(self, name: str) -> None:
         """Merge segments and build the HNSW index; blocks until done."""

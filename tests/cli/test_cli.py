@@ -139,3 +139,33 @@ def test_versions_experiments_and_tuning(run, pair_folder: Path, labelled: Path)
     shown = ok(run("collection", "show", "colours", "--json"))
     assert (shown["k"], shown["p"]) == (tuned["best"]["k"], tuned["best"]["p"])
     assert ok(run("experiment", "list", "--json"))[-1]["kind"] == "tune"
+
+
+def test_consent_deletion_and_audit_commands(run, pair_folder: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ok(run("collection", "create", "colours", "--json"))
+    ok(run("ingest", "colours", str(pair_folder / "pairs.jsonl"), "--license", "CC-BY-4.0",
+           "--json"))
+    bad = run("ingest", "colours", str(pair_folder / "pairs.jsonl"), "--license", "CC-BY-40")
+    assert bad.exit_code == 2 and "did you mean 'CC-BY-4.0'" in bad.output
+
+    revoked = ok(run("consent", "revoke", "colours", "--record-id", "pairs.jsonl:1", "--json"))
+    assert revoked["pairs"] == 1
+    requested = ok(run("deletion", "request", "colours", "--record-id", "pairs.jsonl:2",
+                       "--basis", "GDPR Art. 17", "--requester", "jane@example.org", "--json"))
+    assert requested["pairs"] == 1 and "pairs_content" not in requested
+    request_id = str(requested["request"])
+    shown = ok(run("deletion", "preview", request_id, "--show-content", "--json"))
+    assert shown["pairs_content"][0]["caption"] == "something red"  # line 2 of the file
+    applied = ok(run("deletion", "apply", request_id, "--json"))
+    assert applied["pairs_removed"] == 1 and applied["verification"]["passed"]
+    assert ok(run("deletion", "status", request_id, "--json"))["status"] == "completed"
+    assert json.loads(run("deletion", "receipt", request_id).output) == applied
+
+    doctor = ok(run("doctor", "--json"))
+    assert doctor["consistent"] and doctor["collections"][0]["catalog_anchors"] == 47
+    assert ok(run("audit", "verify", "--json"))["ok"]
+    listed = run("audit", "list", "--last", "50")
+    assert "deletion.finalize" in listed.output and "jane@example.org" not in listed.output
+
+    viewer = run("--as", "mallory", "deletion", "apply", request_id)
+    assert viewer.exit_code == 1 and "visible to 'mallory'" in viewer.output
