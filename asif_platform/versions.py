@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from asif_platform.catalog import Anchor, Collection, Version, VersionMember
+from asif_platform.catalog import Anchor, Collection, Version, VersionMember, VersionRedaction
 from asif_platform.errors import ConfigError, NotFound
 from asif_platform.store import AnchorFilter
 
@@ -92,6 +92,8 @@ class VersionInfo:
     created_by: str
     created_at: str
     by_source: dict[str, int] = field(default_factory=dict)
+    # Members removed since by deletion requests: {request id: pairs}.
+    redactions: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -207,11 +209,19 @@ def _info(session: Any, collection: Collection, version: Version) -> VersionInfo
             .group_by(Anchor.source_dataset)
         ).all()
     )
+    redactions = {
+        str(request): count for request, count in session.execute(
+            select(VersionRedaction.request_id, func.count())
+            .where(VersionRedaction.version_id == version.id)
+            .group_by(VersionRedaction.request_id)
+        )
+    }
     return VersionInfo(
         collection=collection.name, name=version.name, anchors=version.anchors,
         manifest_sha256=version.manifest_sha256, status=version.status,
         selector=version.selector, created_by=version.created_by,
         created_at=version.created_at.isoformat(), by_source=by_source,
+        redactions=redactions,
     )
 
 
@@ -256,7 +266,8 @@ def list_versions(platform: Platform, collection_name: str) -> list[VersionInfo]
 def diff_versions(
     platform: Platform, collection_name: str, old: str, new: str, *, samples: int = 5
 ) -> dict[str, Any]:
-    """Anchors added and removed from version ``old`` to ``new``, by source dataset."""
+    """Anchors added and removed from version ``old`` to ``new``, by source dataset and
+    license. A removed anchor whose row a deletion request dropped counts as "?"."""
     collection = platform.get_collection(collection_name)
     with platform.catalog.session() as session:
         members = {}
@@ -267,13 +278,16 @@ def diff_versions(
             ))
         added = sorted(members[new] - members[old])
         removed = sorted(members[old] - members[new])
-        source = {}
+        source: dict[int, str] = {}
+        license_of: dict[int, str] = {}
         for ids in (added, removed):
             for start in range(0, len(ids), _CHUNK):
-                source.update(session.execute(
-                    select(Anchor.id, Anchor.source_dataset)
+                for anchor_id, dataset, license_ in session.execute(
+                    select(Anchor.id, Anchor.source_dataset, Anchor.license)
                     .where(Anchor.id.in_(ids[start : start + _CHUNK]))
-                ).all())
+                ):
+                    source[anchor_id] = dataset
+                    license_of[anchor_id] = license_ or "unknown"
     return {
         "collection": collection_name,
         "from": old,
@@ -283,6 +297,8 @@ def diff_versions(
         "unchanged": len(members[old] & members[new]),
         "added_by_source": dict(Counter(source.get(a, "?") for a in added)),
         "removed_by_source": dict(Counter(source.get(a, "?") for a in removed)),
+        "added_by_license": dict(Counter(license_of.get(a, "?") for a in added)),
+        "removed_by_license": dict(Counter(license_of.get(a, "?") for a in removed)),
         "added_sample_ids": [str(a) for a in added[:samples]],
         "removed_sample_ids": [str(a) for a in removed[:samples]],
     }

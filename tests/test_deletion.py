@@ -74,7 +74,8 @@ def test_apply_removes_verifies_and_never_brings_back(filled: Platform, pair_fol
     assert not any(UNIQUE in json.dumps(e.details) or "someone@" in json.dumps(e.details)
                    for e in entries)
     assert verify_chain(filled).ok
-    assert get_version(filled, "colours", "v1").anchors == 49  # frozen manifest, redacted
+    v1 = get_version(filled, "colours", "v1")
+    assert v1.anchors == 49 and v1.redactions == {str(request_id): 3}  # frozen, redacted
 
     again = ingest(filled, "colours", read_pairs(pair_folder / "pairs.jsonl"))
     assert again.previously_deleted == 3 and again.pairs_added == 0

@@ -24,7 +24,9 @@ def version() -> None:
 
 def _version_text(d: dict[str, Any]) -> str:
     sources = ", ".join(f"{name} {count}" for name, count in sorted(d["by_source"].items()))
-    return (f"{d['collection']}@{d['name']}: {d['anchors']} anchors ({sources}), "
+    redacted = "".join(f", {count} redacted by deletion request {request}"
+                       for request, count in d["redactions"].items())
+    return (f"{d['collection']}@{d['name']}: {d['anchors']} anchors ({sources}){redacted}, "
             f"{d['status']}, manifest {d['manifest_sha256'][:16]}, created {d['created_at']}")
 
 
@@ -109,6 +111,8 @@ def diff(ctx: click.Context, collection: str, old: str, new: str, samples: int,
             f"  added {d['added']}, removed {d['removed']}, unchanged {d['unchanged']}",
             f"  added by source:   {d['added_by_source']}",
             f"  removed by source: {d['removed_by_source']}",
+            f"  added by license:   {d['added_by_license']}",
+            f"  removed by license: {d['removed_by_license']}",
             f"  added, e.g.:   {', '.join(d['added_sample_ids'])}",
             f"  removed, e.g.: {', '.join(d['removed_sample_ids'])}",
         ])
