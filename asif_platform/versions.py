@@ -51,6 +51,8 @@ class VersionSelector:
     Attributes:
         source_datasets: Keep anchors from these source datasets.
         ingest_runs: Keep anchors written by these ingest runs.
+        licenses: Keep anchors under these (normalised SPDX) licenses.
+        consent: Keep anchors whose consent status is one of these.
         ingested_after: Keep anchors ingested at or after this time.
         ingested_before: Keep anchors ingested before this time.
     """
@@ -59,11 +61,15 @@ class VersionSelector:
     ingest_runs: tuple[int, ...] = ()
     ingested_after: datetime | None = None
     ingested_before: datetime | None = None
+    licenses: tuple[str, ...] = ()
+    consent: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "source_datasets": list(self.source_datasets),
             "ingest_runs": list(self.ingest_runs),
+            "licenses": list(self.licenses),
+            "consent": list(self.consent),
             "ingested_after": self.ingested_after.isoformat() if self.ingested_after else None,
             "ingested_before": self.ingested_before.isoformat() if self.ingested_before else None,
         }
@@ -74,6 +80,10 @@ class VersionSelector:
             found.append(Anchor.source_dataset.in_(self.source_datasets))
         if self.ingest_runs:
             found.append(Anchor.ingest_run_id.in_(self.ingest_runs))
+        if self.licenses:
+            found.append(Anchor.license.in_(self.licenses))
+        if self.consent:
+            found.append(Anchor.consent_status.in_(self.consent))
         if self.ingested_after:
             found.append(Anchor.ingested_at >= self.ingested_after)
         if self.ingested_before:

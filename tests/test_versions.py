@@ -61,6 +61,11 @@ def test_versions_freeze_membership(versioned: Platform) -> None:
     subset = create_version(versioned, "colours", "only-new",
                             VersionSelector(source_datasets=("mislabelled",)))
     assert subset.anchors == 4
+    with pytest.raises(ConfigError, match="matches no anchors"):
+        create_version(versioned, "colours", "licensed", VersionSelector(licenses=("MIT",)))
+    unknown = create_version(versioned, "colours", "unknown-consent",
+                             VersionSelector(consent=("unknown",)))
+    assert unknown.anchors == 52
 
 
 def test_a_pinned_query_equals_dense_asif_on_the_members(versioned: Platform,

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from asif_platform.cli import cli, emit, json_option, platform_from
+from asif_platform.provenance import CONSENT_STATUSES, normalise_license
 from asif_platform.versions import (
     VersionSelector,
     create_version,
@@ -37,12 +38,17 @@ def _version_text(d: dict[str, Any]) -> str:
               help="Keep only pairs from this source dataset (repeatable).")
 @click.option("--ingest-run", "runs", multiple=True, type=int,
               help="Keep only pairs from this ingest run (repeatable).")
+@click.option("--license", "licenses", multiple=True,
+              help="Keep only pairs under this SPDX license (repeatable).")
+@click.option("--consent", multiple=True, type=click.Choice(CONSENT_STATUSES),
+              help="Keep only pairs with this consent status (repeatable).")
 @click.option("--ingested-after", type=click.DateTime(), help="Keep pairs ingested at or after.")
 @click.option("--ingested-before", type=click.DateTime(), help="Keep pairs ingested before.")
 @json_option
 @click.pass_context
 def create(ctx: click.Context, collection: str, name: str, sources: tuple[str, ...],
-           runs: tuple[int, ...], ingested_after: datetime | None,
+           runs: tuple[int, ...], licenses: tuple[str, ...], consent: tuple[str, ...],
+           ingested_after: datetime | None,
            ingested_before: datetime | None, as_json: bool) -> None:
     """Freeze the current anchors of COLLECTION (or a filtered subset) as version NAME.
 
@@ -53,6 +59,7 @@ def create(ctx: click.Context, collection: str, name: str, sources: tuple[str, .
     """
     selector = VersionSelector(
         source_datasets=sources, ingest_runs=runs,
+        licenses=tuple(normalise_license(name) for name in licenses), consent=consent,
         ingested_after=_utc(ingested_after), ingested_before=_utc(ingested_before),
     )
     with platform_from(ctx) as platform:
