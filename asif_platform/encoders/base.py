@@ -11,8 +11,9 @@ from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
-__all__ = ["Encoder", "EncoderSpec", "ImageEncoder", "Modality", "TextEncoder", "l2_normalise"]
+__all__ = ["BatchedImageEncoder", "Encoder", "EncoderSpec", "ImageEncoder", "Modality", "TextEncoder", "l2_normalise"]
 
 Modality = Literal["image", "text"]
 
@@ -102,6 +103,33 @@ class ImageEncoder(Encoder):
         Returns:
             float32 array of shape (len(images), dim), each row of unit L2 norm.
         """
+
+
+class BatchedImageEncoder(ImageEncoder):
+    """An image encoder made of a per-image preprocessing and a batched forward pass."""
+
+    @abstractmethod
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        """One image as the model's input array, e.g. (3, 224, 224) float32."""
+
+    @abstractmethod
+    def forward(self, pixels: np.ndarray) -> np.ndarray:
+        """(n, *input shape) preprocessed images -> (n, dim) unit float32 rows."""
+
+    def encode(
+        self,
+        images: Sequence[Image.Image],
+        *,
+        batch_size: int = 64,
+        progress: bool = False,
+    ) -> np.ndarray:
+        out = np.empty((len(images), self.dim), dtype=np.float32)
+        starts = range(0, len(images), batch_size)
+        for start in tqdm(starts, desc="images", unit="batch", disable=not progress):
+            batch = images[start : start + batch_size]
+            pixels = np.stack([self.preprocess(image) for image in batch])
+            out[start : start + len(batch)] = self.forward(pixels)
+        return out
 
 
 class TextEncoder(Encoder):

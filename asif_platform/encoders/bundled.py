@@ -16,16 +16,14 @@ import hashlib
 import io
 import logging
 import os
-from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
 
-from asif_platform.encoders.base import EncoderSpec, ImageEncoder, l2_normalise
+from asif_platform.encoders.base import BatchedImageEncoder, EncoderSpec, l2_normalise
 from asif_platform.encoders.hub import HFTextEncoder
 from asif_platform.encoders.preprocessing import center_crop_array
 
@@ -60,7 +58,7 @@ class _PooledFeatures(torch.nn.Module):
         return self.network.extract_features(pixels).mean(dim=(2, 3))
 
 
-class EfficientNetLite0Encoder(ImageEncoder):
+class EfficientNetLite0Encoder(BatchedImageEncoder):
     """EfficientNet-Lite0, ImageNet weights, mean-pooled 1280-d features.
 
     Args:
@@ -148,21 +146,6 @@ class EfficientNetLite0Encoder(ImageEncoder):
         p = self.PREPROCESSING
         return center_crop_array(image.convert("RGB"), resize=p["resize_shorter"],
                                  crop=p["center_crop"], mean=p["mean"], std=p["std"])
-
-    def encode(
-        self,
-        images: Sequence[Image.Image],
-        *,
-        batch_size: int = 64,
-        progress: bool = False,
-    ) -> np.ndarray:
-        out = np.empty((len(images), self.dim), dtype=np.float32)
-        starts = range(0, len(images), batch_size)
-        for start in tqdm(starts, desc="images", unit="batch", disable=not progress):
-            batch = images[start : start + batch_size]
-            pixels = np.stack([self.preprocess(image) for image in batch])
-            out[start : start + len(batch)] = self.forward(pixels)
-        return out
 
 
 @contextlib.contextmanager

@@ -24,7 +24,12 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from asif_platform.encoders.base import EncoderSpec, ImageEncoder, TextEncoder, l2_normalise
+from asif_platform.encoders.base import (
+    BatchedImageEncoder,
+    EncoderSpec,
+    TextEncoder,
+    l2_normalise,
+)
 from asif_platform.encoders.preprocessing import center_crop_array
 from asif_platform.errors import EncoderError
 
@@ -157,7 +162,7 @@ class HFTextEncoder(TextEncoder):
         return out
 
 
-class HFImageEncoder(ImageEncoder):
+class HFImageEncoder(BatchedImageEncoder):
     """A transformers vision model, pooled, L2-normalised.
 
     Args:
@@ -173,7 +178,7 @@ class HFImageEncoder(ImageEncoder):
         self.model = _load(AutoModel, directory, identifier).eval()
         self.preprocessing = self._preprocessing(directory)
         probe = Image.new("RGB", (self.preprocessing["center_crop"],) * 2)
-        dim = int(self._features(self._pixels([probe])).shape[1])
+        dim = int(self.forward(self.preprocess(probe)[None]).shape[1])
         self.spec = EncoderSpec(
             modality="image",
             name=str(identifier),
@@ -203,15 +208,12 @@ class HFImageEncoder(ImageEncoder):
             "pooling": "pooler_output, else mean of last_hidden_state",
         }
 
-    def _pixels(self, images: Sequence[Image.Image]) -> np.ndarray:
+    def preprocess(self, image: Image.Image) -> np.ndarray:
         p = self.preprocessing
-        return np.stack([
-            center_crop_array(image.convert("RGB"), resize=p["resize_shorter"],
-                              crop=p["center_crop"], mean=p["mean"], std=p["std"])
-            for image in images
-        ])
+        return center_crop_array(image.convert("RGB"), resize=p["resize_shorter"],
+                                 crop=p["center_crop"], mean=p["mean"], std=p["std"])
 
-    def _features(self, pixels: np.ndarray) -> np.ndarray:
+    def forward(self, pixels: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             output = self.model(pixel_values=torch.from_numpy(pixels))
         pooled = getattr(output, "pooler_output", None)
@@ -219,17 +221,3 @@ class HFImageEncoder(ImageEncoder):
             hidden = output.last_hidden_state
             pooled = hidden.mean(dim=1) if hidden.dim() == 3 else hidden.mean(dim=(2, 3))
         return l2_normalise(pooled.reshape(pooled.shape[0], -1).numpy())
-
-    def encode(
-        self,
-        images: Sequence[Image.Image],
-        *,
-        batch_size: int = 64,
-        progress: bool = False,
-    ) -> np.ndarray:
-        out = np.empty((len(images), self.dim), dtype=np.float32)
-        starts = range(0, len(images), batch_size)
-        for start in tqdm(starts, desc="images", unit="batch", disable=not progress):
-            batch = images[start : start + batch_size]
-            out[start : start + len(batch)] = self._features(self._pixels(batch))
-        return out
