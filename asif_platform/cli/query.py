@@ -115,7 +115,8 @@ def classify(ctx: click.Context, collection: str, images: tuple[Path, ...],
             "predictions": rows, "unreadable": unreadable}
 
     def text(d: dict[str, Any]) -> str:
-        lines = [f"{r['image']}\t{r['label']}\t{r['score']:.4f}" for r in d["predictions"]]
+        lines = ["\t".join([r["image"], *(f"{t['label']}\t{t['score']:.4f}" for t in r["top"])])
+                 for r in d["predictions"]]
         lines += [f"{path}\tunreadable" for path in d["unreadable"]]
         return "\n".join(lines)
 
@@ -126,18 +127,24 @@ def _int_list(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     if not value:
         return []
     try:
-        return [int(v) for v in value.split(",")]
+        values = [int(v) for v in value.split(",")]
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+    if min(values) < 1:
+        raise click.BadParameter(f"every k must be a positive integer, got {value!r}")
+    return values
 
 
 def _float_list(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[float]:
     if not value:
         return []
     try:
-        return [float(v) for v in value.split(",")]
+        values = [float(v) for v in value.split(",")]
     except ValueError:
         raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
+    if min(values) <= 0:
+        raise click.BadParameter(f"every p must be a positive number, got {value!r}")
+    return values
 
 
 @cli.command(name="eval")
@@ -269,6 +276,7 @@ def tune_(ctx: click.Context, collection: str, folder: Path, ks: list[int], ps: 
         )
         if save:
             platform.update_collection_defaults(collection, k=best["k"], p=best["p"],
+                                                templates=options.templates,
                                                 template_aggregation=best["aggregation"])
     data = {
         "experiment": experiment_id,
@@ -347,6 +355,9 @@ def explain(ctx: click.Context, collection: str, image: Path, label: str,
     }
 
     if html_file is not None:
+        if not html_file.resolve().parent.is_dir():
+            raise click.BadParameter(f"folder {html_file.parent} does not exist",
+                                     param_hint="--html")
         data["html"] = str(write_explanation_html(data, html_file))
 
     def text(d: dict[str, Any]) -> str:

@@ -169,3 +169,20 @@ def test_consent_deletion_and_audit_commands(run, pair_folder: Path, tmp_path: P
 
     viewer = run("--as", "mallory", "deletion", "apply", request_id)
     assert viewer.exit_code == 1 and "visible to 'mallory'" in viewer.output
+
+
+def test_bad_values_are_usage_errors(run, pair_folder: Path, labelled: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ok(run("collection", "create", "colours", "--json"))
+    ok(run("ingest", "colours", str(pair_folder / "pairs.jsonl"), "--json"))
+    for option, value, message in (("--ks", "0,5", "positive integer"),
+                                   ("--ps", "-1", "positive number")):
+        result = run("eval", "colours", str(labelled), option, value)
+        assert result.exit_code == 2 and message in result.output, result.output
+    html = run("explain", "colours", str(labelled / "red" / "red4.png"), "red",
+               "--html", str(tmp_path / "no-such-dir" / "x.html"))
+    assert html.exit_code == 2 and "does not exist" in html.output
+    revision = run("db", "upgrade", "--revision", "nope")
+    assert revision.exit_code == 2 and "asif db history" in revision.output
+    top = run("classify", "colours", str(labelled / "red" / "red4.png"), "-l", "red", "-l",
+              "blue", "--top", "2")
+    assert top.exit_code == 0 and "red" in top.output and "blue" in top.output
