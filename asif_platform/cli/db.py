@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from alembic import command
+from alembic.util import CommandError
 
 from asif_platform.catalog.database import (
     _create_engine,
@@ -33,6 +34,9 @@ def upgrade(ctx: click.Context, revision: str, as_json: bool) -> None:
     try:
         run_upgrade(engine, revision)
         current = current_revision(engine)
+    except CommandError as error:
+        raise click.BadParameter(f"{error}; `asif db history` lists the revisions",
+                                 param_hint="--revision") from error
     finally:
         engine.dispose()
     emit({"current": current}, as_json, lambda d: f"catalog at revision {d['current']}")
