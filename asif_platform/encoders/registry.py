@@ -21,6 +21,10 @@ BUNDLED_TEXT = "bundled:all-minilm-l6-v2"
 
 
 def _hub_id(identifier: str) -> str:
+    if identifier in (BUNDLED_IMAGE, BUNDLED_TEXT):
+        kind = "an image" if identifier == BUNDLED_IMAGE else "a text"
+        raise ConfigError(f"{identifier} is {kind} encoder; give it as the "
+                          f"{'image' if identifier == BUNDLED_IMAGE else 'text'} encoder")
     if identifier.startswith("bundled:"):
         raise ConfigError(
             f"unknown bundled encoder {identifier!r}; the bundled encoders are "
