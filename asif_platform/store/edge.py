@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import shutil
@@ -55,6 +56,7 @@ class EdgeAnchorStore(AnchorStore):
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._shards: dict[str, qe.EdgeShard] = {}
+        self._locks: dict[str, Any] = {}
 
     def _path(self, name: str) -> Path:
         return self.root / validate_collection_name(name)
@@ -66,6 +68,7 @@ class EdgeAnchorStore(AnchorStore):
         self._recover(name)
         if not self.exists(name):
             raise NotFound(f"no Qdrant Edge shard for collection {name!r} in {self.root}")
+        self._lock(name)
         try:
             shard = qe.EdgeShard.load(str(self._path(name)))
         except Exception as exc:  # qdrant-edge raises bare Exceptions
@@ -78,6 +81,27 @@ class EdgeAnchorStore(AnchorStore):
             raise AnchorStoreError(f"Qdrant Edge failed to open the shard {name!r}: {exc}") from exc
         self._shards[name] = shard
         return shard
+
+    def _lock(self, name: str) -> None:
+        """Hold an exclusive lock on the shard for this store's lifetime.
+
+        Taken before qdrant-edge touches the shard's files: a second process is
+        refused here, where loading the shard would break the process that has it.
+        """
+        if name in self._locks:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = open(self.root / f".{name}.lock", "w")  # noqa: SIM115 - held while open
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise AnchorStoreError(
+                f"the embedded Qdrant shard of {name!r} is open in another process; "
+                "wait for it to finish, or use a Qdrant server (ASIF_QDRANT_URL) "
+                "for concurrent access"
+            ) from None
+        self._locks[name] = lock
 
     def exists(self, name: str) -> bool:
         return (self._path(name) / "edge_config.json").is_file()
@@ -101,6 +125,7 @@ class EdgeAnchorStore(AnchorStore):
             ),
             quantization_config=quantization,
         )
+        self._lock(schema.name)
         with _translated("create the shard", schema.name):
             path.parent.mkdir(parents=True, exist_ok=True)
             shard = qe.EdgeShard.create(str(path), config)
@@ -319,6 +344,9 @@ class EdgeAnchorStore(AnchorStore):
         for shard in self._shards.values():
             shard.close()
         self._shards.clear()
+        for lock in self._locks.values():
+            lock.close()  # releases the flock
+        self._locks.clear()
 
 
 _EDGE_TYPES = {"keyword": qe.PayloadSchemaType.Keyword, "float": qe.PayloadSchemaType.Float}

@@ -185,3 +185,19 @@ def test_overwrite_payload_replaces_every_field(filled) -> None:  # type: ignore
     points = store.retrieve("pairs", [first, second])
     assert points[first]["payload"] == {"consent_status": "revoked"}
     assert points[second]["payload"] == {"source_dataset": "other"}
+
+
+def test_a_second_edge_store_is_refused_without_harming_the_first(tmp_path: Path) -> None:
+    """One process per embedded shard: the second is refused before touching it."""
+    rng = np.random.default_rng(3)
+    first = EdgeAnchorStore(tmp_path / "qdrant")
+    first.create(SCHEMA)
+    first.upsert("pairs", [1, 2], unit_rows(rng, 2, 12), unit_rows(rng, 2, 8), [{}, {}])
+    other = EdgeAnchorStore(tmp_path / "qdrant")
+    with pytest.raises(AnchorStoreError, match="open in another process"):
+        other.count("pairs")
+    first.upsert("pairs", [3], unit_rows(rng, 1, 12), unit_rows(rng, 1, 8), [{}])
+    assert first.count("pairs") == 3
+    first.close()
+    assert other.count("pairs") == 3  # free once the first store is closed
+    other.close()
