@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from asif_platform.catalog import Collection, Experiment, Version
 from asif_platform.errors import NotFound
@@ -84,11 +84,16 @@ def record_experiment(
         return experiment.id
 
 
-def _query() -> Any:
+def _query(platform: Platform) -> Any:
+    """Experiments on collections the principal can see (its teams', or team-less)."""
+    from asif_platform.teams import visible_team_ids
+
+    visible = visible_team_ids(platform)
     return (
         select(Experiment, Collection.name, Version.name)
         .join(Collection, Collection.id == Experiment.collection_id)
         .outerjoin(Version, Version.id == Experiment.version_id)
+        .where(or_(Collection.team_id.is_(None), Collection.team_id.in_(visible)))
     )
 
 
@@ -107,7 +112,7 @@ def _info(row: Any) -> ExperimentInfo:
 
 
 def list_experiments(platform: Platform, collection_name: str | None = None) -> list[ExperimentInfo]:
-    query = _query().order_by(Experiment.id)
+    query = _query(platform).order_by(Experiment.id)
     if collection_name is not None:
         query = query.where(Collection.name == collection_name)
     with platform.catalog.session() as session:
@@ -118,7 +123,7 @@ def get_experiments(platform: Platform, ids: list[int]) -> list[ExperimentInfo]:
     """Experiments by id, in the order asked; an unknown id is NotFound."""
     with platform.catalog.session() as session:
         found = {row[0].id: _info(row) for row in
-                 session.execute(_query().where(Experiment.id.in_(ids))).all()}
+                 session.execute(_query(platform).where(Experiment.id.in_(ids))).all()}
     missing = [i for i in ids if i not in found]
     if missing:
         raise NotFound(f"no experiment with id {missing[0]}; see `asif experiment list`")

@@ -186,3 +186,12 @@ def test_bad_values_are_usage_errors(run, pair_folder: Path, labelled: Path, tmp
     top = run("classify", "colours", str(labelled / "red" / "red4.png"), "-l", "red", "-l",
               "blue", "--top", "2")
     assert top.exit_code == 0 and "red" in top.output and "blue" in top.output
+
+
+def test_other_teams_see_no_experiments(run, labelled: Path, pair_folder: Path) -> None:  # type: ignore[no-untyped-def]
+    ok(run("collection", "create", "colours", "--json"))
+    ok(run("ingest", "colours", str(pair_folder / "pairs.jsonl"), "--json"))
+    experiment = ok(run("eval", "colours", str(labelled), "--json"))["experiment"]
+    assert ok(run("--as", "eve", "experiment", "list", "--json")) == []
+    hidden = run("--as", "eve", "experiment", "show", str(experiment))
+    assert hidden.exit_code == 1 and "no experiment" in hidden.output
