@@ -12,6 +12,7 @@ from asif_platform.catalog.database import (
 )
 from asif_platform.catalog.models import (
     Anchor,
+    ApiKey,
     AuditEntry,
     Base,
     Collection,
@@ -30,6 +31,7 @@ from asif_platform.catalog.models import (
 __all__ = [
     "MIGRATIONS_DIR",
     "Anchor",
+    "ApiKey",
     "AuditEntry",
     "Base",
     "Catalog",

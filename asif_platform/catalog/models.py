@@ -28,6 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
     "Anchor",
+    "ApiKey",
     "AuditEntry",
     "Base",
     "DeletionRequest",
@@ -329,3 +330,23 @@ class VersionRedaction(Base):
     request_id: Mapped[int] = mapped_column(
         ForeignKey("deletion_requests.id", ondelete="RESTRICT"), index=True
     )
+
+
+class ApiKey(Base):
+    """A key the HTTP service accepts for one principal; only its sha256 is stored.
+
+    A token reads ``asif_<prefix>_<secret>``: the public ``prefix`` finds the row, the
+    sha256 of the whole token must then match ``key_sha256``. The token itself is
+    shown once, when the key is created.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_sha256: Mapped[str] = mapped_column(String(64))
+    principal: Mapped[str] = mapped_column(String(200), index=True)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
