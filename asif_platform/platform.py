@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -100,6 +100,7 @@ class Platform:
             )
         )
         self._engines: dict[str, Any] = {}
+        self._is_view = False
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -109,7 +110,21 @@ class Platform:
     def store(self) -> AnchorStore:
         return open_store(self.settings)
 
+    def as_principal(self, principal: str) -> Platform:
+        """A view of this platform that acts as ``principal``.
+
+        The view shares this platform's store, catalog, encoders and query engines
+        (the HTTP service makes one per request); closing it closes nothing.
+        """
+        view = Platform(replace(self.settings, principal=principal), store=self.store,
+                        catalog=self.catalog, encoder_loader=self._encoder_loader)
+        view._engines = self._engines
+        view._is_view = True
+        return view
+
     def close(self) -> None:
+        if self._is_view:
+            return
         if "store" in self.__dict__:
             self.store.close()
         if "catalog" in self.__dict__:
@@ -304,18 +319,29 @@ class Platform:
         return self.describe_collection(name)
 
     def engine(self, name: str) -> Any:
-        """The query engine of collection ``name`` (kept for the process lifetime)."""
+        """The query engine of collection ``name``, if the principal may read it.
+
+        Engines are kept for the process lifetime and rebuilt when the collection's
+        query defaults change; the role check runs on every call.
+        """
         from asif_platform.query.engine import QueryEngine
 
+        collection = self.get_collection(name)
         engine = self._engines.get(name)
-        if engine is None:
-            collection = self.get_collection(name)
+        if engine is None or _engine_key(engine.collection) != _engine_key(collection):
             self.store.check_schema(CollectionSchema(
                 name=name, image_dim=collection.image_dim, text_dim=collection.text_dim))
             image_encoder, text_encoder = self.encoders_for(collection)
             engine = QueryEngine(self, collection, image_encoder, text_encoder)
             self._engines[name] = engine
         return engine
+
+
+def _engine_key(collection: Collection) -> tuple[Any, ...]:
+    """What an engine takes from its collection row when it is made."""
+    return (collection.id, collection.image_fingerprint, collection.text_fingerprint,
+            collection.default_k, collection.default_p, tuple(collection.templates),
+            collection.template_aggregation, collection.exact_search, collection.hnsw_ef)
 
 
 def _check_query_defaults(

@@ -66,6 +66,54 @@ class Settings:
         },
     )
 
+    qdrant_shards: int | None = field(
+        default=None,
+        metadata={
+            "env": "ASIF_QDRANT_SHARDS",
+            "help": "Shards of each new collection on a Qdrant server or cluster; "
+                    "default the server's (1).",
+        },
+    )
+    qdrant_replication: int | None = field(
+        default=None,
+        metadata={
+            "env": "ASIF_QDRANT_REPLICATION",
+            "help": "Replicas of each shard of a new collection on a Qdrant cluster; "
+                    "default the server's (1).",
+        },
+    )
+
+    service_host: str = field(
+        default="127.0.0.1",
+        metadata={"env": "ASIF_SERVICE_HOST", "help": "Address `asif serve` listens on."},
+    )
+    service_port: int = field(
+        default=8000,
+        metadata={"env": "ASIF_SERVICE_PORT", "help": "Port `asif serve` listens on."},
+    )
+    service_data_root: Path | None = field(
+        default=None,
+        metadata={
+            "env": "ASIF_SERVICE_DATA_ROOT",
+            "help": "The only folder whose files HTTP requests may name (server-side "
+                    "ingest, image paths); default none, so requests can only upload.",
+        },
+    )
+    service_max_body_bytes: int = field(
+        default=64 * 1024 * 1024,
+        metadata={
+            "env": "ASIF_SERVICE_MAX_BODY_BYTES",
+            "help": "Largest HTTP request body accepted, in bytes (larger: 413).",
+        },
+    )
+    service_max_images: int = field(
+        default=64,
+        metadata={
+            "env": "ASIF_SERVICE_MAX_IMAGES",
+            "help": "Most images one classify request may carry.",
+        },
+    )
+
     principal: str = field(
         default_factory=lambda: _default_principal(),
         metadata={
@@ -99,15 +147,19 @@ class Settings:
         return self.home / "qdrant"
 
 
+_POSITIVE_INTS = frozenset({"batch_size", "qdrant_shards", "qdrant_replication",
+                            "service_port", "service_max_body_bytes", "service_max_images"})
+
+
 def _convert(name: str, env: str, raw: str, type_name: object) -> object:
-    if name == "home":
+    if name in ("home", "service_data_root"):
         return Path(raw)
-    if name in ("batch_size", "threads"):
+    if name == "threads" or name in _POSITIVE_INTS:
         try:
             value = int(raw)
         except ValueError:
             raise ConfigError(f"{env} must be an integer, got {raw!r}") from None
-        if value < 0 or (name == "batch_size" and value == 0):
+        if value < 0 or (name in _POSITIVE_INTS and value == 0):
             raise ConfigError(f"{env} must be positive, got {value}")
         return value
     return raw

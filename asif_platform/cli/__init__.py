@@ -97,7 +97,9 @@ from asif_platform.cli import (  # noqa: E402, F401
     doctor,
     experiment,
     ingest,
+    key,
     query,
+    serve,
     team,
     version,
 )

@@ -36,5 +36,10 @@ __all__ = [
 def open_store(settings: Settings) -> AnchorStore:
     """The store the settings name: a Qdrant server if ``qdrant_url`` is set, else Edge."""
     if settings.qdrant_url:
-        return ServerAnchorStore.from_location(settings.qdrant_url, settings.qdrant_api_key)
+        return ServerAnchorStore.from_location(
+            settings.qdrant_url,
+            settings.qdrant_api_key,
+            shard_number=settings.qdrant_shards,
+            replication_factor=settings.qdrant_replication,
+        )
     return EdgeAnchorStore(settings.qdrant_path)

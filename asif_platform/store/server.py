@@ -63,15 +63,26 @@ class ServerAnchorStore(AnchorStore):
         self.replication_factor = replication_factor
 
     @classmethod
-    def from_location(cls, location: str, api_key: str | None = None) -> ServerAnchorStore:
-        """Connect to a URL (``http://...``), ``":memory:"`` or a local path."""
+    def from_location(
+        cls,
+        location: str,
+        api_key: str | None = None,
+        *,
+        shard_number: int | None = None,
+        replication_factor: int | None = None,
+    ) -> ServerAnchorStore:
+        """Connect to a URL (``http://...``), ``":memory:"`` or a local path.
+
+        ``shard_number`` and ``replication_factor`` apply to collections created
+        later; the in-process modes accept and ignore them.
+        """
         if location == ":memory:":
             client = QdrantClient(location=":memory:")
         elif location.startswith(("http://", "https://")):
             client = QdrantClient(url=location, api_key=api_key)
         else:
             client = QdrantClient(path=location)
-        return cls(client)
+        return cls(client, shard_number=shard_number, replication_factor=replication_factor)
 
     def _name(self, name: str) -> str:
         return self.prefix + validate_collection_name(name)
@@ -137,7 +148,8 @@ class ServerAnchorStore(AnchorStore):
                 )
 
         self._call("create the collection", schema.name, create)
-        logger.info("created Qdrant collection %s", qdrant_name)
+        logger.info("created Qdrant collection %s (shards %s, replication %s)", qdrant_name,
+                    self.shard_number or "default", self.replication_factor or "default")
 
     def describe(self, name: str) -> dict[str, int]:
         info = self._call(
