@@ -43,6 +43,7 @@ from asif_platform.catalog import (
     utcnow,
 )
 from asif_platform.errors import AnchorStoreError, ConfigError, NotFound
+from asif_platform.query.cache import clear_text_cache
 
 if TYPE_CHECKING:
     from asif_platform.platform import Platform
@@ -376,6 +377,7 @@ def _iso(moment: datetime | None) -> str | None:
 def purge(platform: Platform, collection_name: str, request_id: int) -> None:
     """Step 5: rewrite the store without deleted points; vacuum the catalog."""
     platform.store.compact(collection_name)
+    clear_text_cache(platform.settings.home, collection_name)
     purge_catalog(platform)
     audit(platform, "deletion.purge", f"deletion:{request_id}",
           details={"collection": collection_name})

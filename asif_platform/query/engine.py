@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from sqlalchemy import func, select
 from asif_platform.catalog import Anchor, Collection, utcnow
 from asif_platform.encoders.base import ImageEncoder, TextEncoder
 from asif_platform.errors import ConfigError
+from asif_platform.query.cache import TextResultCache, text_cache_dir
 from asif_platform.query.relative import anchor_vocabulary, overlap_scores, relative_matrix
 from asif_platform.store.base import AnchorFilter, SearchResult
 
@@ -109,6 +111,11 @@ class QueryEngine:
         self.text_encoder = text_encoder
         self.text_queries = 0  # Qdrant text-side searches issued, for tests and stats
         self._text_cache: dict[tuple[Any, ...], list[SearchResult]] = {}
+        self._disk_cache = TextResultCache(
+            text_cache_dir(platform.settings.home, collection.name),
+            salt=(collection.id, collection.text_fingerprint),
+        )
+        self._expiry: tuple[int, Any] | None = None  # (revision, next consent expiry)
 
     @property
     def name(self) -> str:
@@ -192,6 +199,10 @@ class QueryEngine:
             options.ef_for(limit),
         )
         cached = self._text_cache.get(key)
+        if cached is None:
+            cached = self._disk_cache.load(key)
+            if cached is not None:
+                self._remember(key, cached)
         if cached is not None:
             return cached
 
@@ -210,10 +221,14 @@ class QueryEngine:
             anchor_filter=anchor_filter,
         )
         self.text_queries += len(vectors)
+        self._remember(key, results)
+        self._disk_cache.save(key, results)
+        return results
+
+    def _remember(self, key: tuple[Any, ...], results: list[SearchResult]) -> None:
         if len(self._text_cache) > 64:
             self._text_cache.clear()
         self._text_cache[key] = results
-        return results
 
     # Scoring
 
@@ -341,13 +356,21 @@ class QueryEngine:
                 select(Collection.revision, Collection.policy)
                 .where(Collection.id == self.collection.id)
             ).one()
-            next_expiry = session.scalar(
-                select(func.min(Anchor.consent_expires_at)).where(
-                    Anchor.collection_id == self.collection.id,
-                    Anchor.consent_expires_at > now,
+            # Expiries only change with the revision; scan for the next one only when
+            # the revision moved or the remembered one has passed (a scan is O(anchors)).
+            if self._expiry is None or self._expiry[0] != revision or (
+                self._expiry[1] is not None and _aware(self._expiry[1]) <= now
+            ):
+                next_expiry = session.scalar(
+                    select(func.min(Anchor.consent_expires_at)).where(
+                        Anchor.collection_id == self.collection.id,
+                        Anchor.consent_expires_at > now,
+                    )
                 )
-            )
-        return _LiveState(int(revision), dict(policy or {}), now.timestamp(), next_expiry)
+                self._expiry = (int(revision), next_expiry)
+        return _LiveState(
+            int(revision), dict(policy or {}), now.timestamp(), self._expiry[1]
+        )
 
     @staticmethod
     def _filter(options: QueryOptions, live: _LiveState) -> AnchorFilter:
@@ -374,6 +397,11 @@ class QueryEngine:
                 )
             ).all()
         return {row.id: row for row in rows}
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite returns naive datetimes; the catalog stores UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _similarity_by_column(results: Sequence[SearchResult], vocabulary: np.ndarray) -> np.ndarray:

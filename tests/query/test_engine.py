@@ -8,12 +8,16 @@ import numpy as np
 import pytest
 from conftest import COLOURS
 from dense_reference import asif_scores
+from fakes import fake_loader
 from PIL import Image
 
+from asif_platform.deletion import DeletionSelector, apply_request, create_request
 from asif_platform.encoders.preprocessing import load_image
 from asif_platform.ingest.pipeline import ingest
 from asif_platform.ingest.readers import read_pairs
 from asif_platform.platform import Platform
+from asif_platform.query.cache import text_cache_dir
+from asif_platform.query.engine import QueryEngine
 from asif_platform.store import AnchorFilter
 
 LABELS = list(COLOURS)
@@ -87,6 +91,49 @@ def test_text_side_is_cached_until_the_collection_changes(
     ingest(filled, "colours", read_pairs(pair_folder / "more.jsonl"))
     engine.classify_vectors(vectors, LABELS, options)
     assert engine.text_queries == 2 * first
+
+
+def test_text_side_cache_is_shared_by_later_processes(
+    filled: Platform, tmp_path: Path, pair_folder: Path
+) -> None:
+    """A second classify call in a new process does no text-side Qdrant query; a
+    collection change or a deletion makes the next call look again."""
+
+    def fresh_engine() -> QueryEngine:
+        # A new Platform builds a new engine, as a new `asif classify` process does.
+        other = Platform(filled.settings, store=filled.store, catalog=filled.catalog,
+                         encoder_loader=fake_loader)  # type: ignore[arg-type]
+        return other.engine("colours")
+
+    vectors = filled.engine("colours").encode_images(query_images(tmp_path))
+    first = fresh_engine()
+    expected = first.classify_vectors(vectors, LABELS, first.options())
+    assert first.text_queries == len(LABELS)
+
+    second = fresh_engine()
+    np.testing.assert_array_equal(
+        second.classify_vectors(vectors, LABELS, second.options()), expected
+    )
+    assert second.text_queries == 0
+    cache = text_cache_dir(filled.settings.home, "colours")
+    assert len(list(cache.glob("*.npz"))) == 1
+
+    # A damaged file is a miss, not an error.
+    next(cache.glob("*.npz")).write_bytes(b"not a zip file")
+    damaged = fresh_engine()
+    damaged.classify_vectors(vectors, LABELS, damaged.options())
+    assert damaged.text_queries == len(LABELS)
+
+    (pair_folder / "more.jsonl").write_text('{"image": "red1.png", "caption": "crimson"}\n')
+    ingest(filled, "colours", read_pairs(pair_folder / "more.jsonl"))
+    after_ingest = fresh_engine()
+    after_ingest.classify_vectors(vectors, LABELS, after_ingest.options())
+    assert after_ingest.text_queries == len(LABELS)
+
+    request = create_request(filled, "colours", DeletionSelector(caption_contains=("crimson",)),
+                             legal_basis="test")
+    apply_request(filled, request)
+    assert not list(cache.glob("*.npz"))  # cleared with the deletion
 
 
 def test_explanations_trace_to_at_most_k_anchor_pairs(filled: Platform, tmp_path: Path) -> None:
