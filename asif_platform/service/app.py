@@ -152,28 +152,37 @@ class BodyLimit:
                 return
 
         received = 0
-        started = False
+        started = refused = False
 
         async def counted_receive() -> Message:
-            nonlocal received
+            # Past the limit the app is told the client left; the 413 is already sent.
+            nonlocal received, started, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise _TooLarge
+                    refused = True
+                    if not started:
+                        started = True
+                        await self._refuse(scope, send)
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracked_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
             await self.app(scope, counted_receive, tracked_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(scope, send)
+        except Exception:
+            if not refused:
+                raise
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         import json
@@ -188,10 +197,6 @@ class BodyLimit:
             (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
             (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def create_app(
