@@ -207,6 +207,7 @@ class AnchorStore(ABC):
         exact: bool = False,
         hnsw_ef: int | None = None,
         anchor_filter: AnchorFilter | None = None,
+        oversampling: float | None = None,
     ) -> list[SearchResult]:
         """Top-``limit`` anchors by cosine similarity for each query row.
 
@@ -218,6 +219,9 @@ class AnchorStore(ABC):
             exact: Brute-force search instead of the HNSW index. Defaults to False.
             hnsw_ef: HNSW search beam; None lets the store choose. Defaults to None.
             anchor_filter: Payload conditions. Defaults to None.
+            oversampling: With int8 quantization, how many more candidates than
+                ``limit`` are rescored with the float32 originals; None lets the
+                store choose. Defaults to None.
 
         Returns:
             One SearchResult per query row, in order.

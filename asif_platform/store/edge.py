@@ -115,7 +115,11 @@ class EdgeAnchorStore(AnchorStore):
             )
         config = qe.EdgeConfig(
             vectors={
-                vector_name: qe.EdgeVectorParams(size=size, distance=qe.Distance.Cosine)
+                # With int8, searches run on the quantized copies kept in RAM and
+                # rescore their candidates from the float32 originals on disk.
+                vector_name: qe.EdgeVectorParams(
+                    size=size, distance=qe.Distance.Cosine, on_disk=quantization is not None
+                )
                 for vector_name, size in schema.dims().items()
             },
             hnsw_config=qe.HnswIndexConfig(
@@ -257,9 +261,14 @@ class EdgeAnchorStore(AnchorStore):
         exact: bool = False,
         hnsw_ef: int | None = None,
         anchor_filter: AnchorFilter | None = None,
+        oversampling: float | None = None,
     ) -> list[SearchResult]:
         shard = self._shard(name)
-        params = qe.SearchParams(exact=exact, hnsw_ef=hnsw_ef)
+        params = qe.SearchParams(
+            exact=exact,
+            hnsw_ef=hnsw_ef,
+            quantization=qe.QuantizationSearchParams(rescore=True, oversampling=oversampling),
+        )
         qdrant_filter = _to_edge_filter(anchor_filter)
         results: list[SearchResult] = []
         with _translated(f"search {vector} vectors", name):

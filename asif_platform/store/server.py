@@ -132,7 +132,10 @@ class ServerAnchorStore(AnchorStore):
             self.client.create_collection(
                 qdrant_name,
                 vectors_config={
-                    vector_name: models.VectorParams(size=size, distance=models.Distance.COSINE)
+                    # int8: quantized copies in RAM, float32 originals on disk for rescoring.
+                    vector_name: models.VectorParams(
+                        size=size, distance=models.Distance.COSINE, on_disk=quantization is not None
+                    )
                     for vector_name, size in schema.dims().items()
                 },
                 hnsw_config=models.HnswConfigDiff(
@@ -305,8 +308,15 @@ class ServerAnchorStore(AnchorStore):
         exact: bool = False,
         hnsw_ef: int | None = None,
         anchor_filter: AnchorFilter | None = None,
+        oversampling: float | None = None,
     ) -> list[SearchResult]:
-        params = models.SearchParams(exact=exact, hnsw_ef=hnsw_ef)
+        params = models.SearchParams(
+            exact=exact,
+            hnsw_ef=hnsw_ef,
+            quantization=models.QuantizationSearchParams(
+                rescore=True, oversampling=oversampling
+            ),
+        )
         qdrant_filter = _to_client_filter(anchor_filter)
         results: list[SearchResult] = []
         for start in range(0, len(queries), _SEARCH_CHUNK):

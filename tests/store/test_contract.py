@@ -201,3 +201,21 @@ def test_a_second_edge_store_is_refused_without_harming_the_first(tmp_path: Path
     first.close()
     assert other.count("pairs") == 3  # free once the first store is closed
     other.close()
+
+
+def test_int8_collection_rescores_with_the_originals(store: AnchorStore) -> None:
+    """Quantized search ranks with int8 copies, then rescores from float32: the
+    returned similarities are the exact ones, and the top matches agree."""
+    rng = np.random.default_rng(11)
+    images, texts = unit_rows(rng, 300, 12), unit_rows(rng, 300, 8)
+    schema = CollectionSchema(name="quantized", image_dim=12, text_dim=8, quantization="int8")
+    store.create(schema)
+    store.upsert("quantized", list(range(1, 301)), images, texts, [{}] * 300)
+    queries = unit_rows(rng, 5, 12)
+
+    results = store.search("quantized", "image", queries, 10, oversampling=3.0)
+
+    expected = queries @ images.T
+    for row, result in zip(expected, results, strict=True):
+        np.testing.assert_allclose(result.scores, row[result.ids - 1], atol=1e-5)
+        assert result.ids[0] - 1 == int(row.argmax())
