@@ -177,6 +177,7 @@ class Platform:
         exact_search: bool = True,
         hnsw_ef: int | None = None,
         hnsw_m: int = 16,
+        hnsw_ef_construct: int = 128,
         quantization: str | None = None,
         team: str | None = None,
         policy: dict[str, list[str]] | None = None,
@@ -188,6 +189,10 @@ class Platform:
                 default the principal's personal team.
             policy: Query-time consent and license policy; revoked and expired
                 consent are excluded whatever it says.
+            hnsw_m, hnsw_ef_construct: HNSW graph degree and build beam of both
+                vectors (Qdrant keeps them; they apply when segments are indexed).
+            quantization: ``"int8"`` keeps int8 copies in RAM and the float32
+                originals on disk; searches rescore candidates with the originals.
 
         Raises:
             ConfigError: Invalid name or query defaults, or the name is taken.
@@ -212,6 +217,7 @@ class Platform:
                 image_dim=image.dim,
                 text_dim=text.dim,
                 hnsw_m=hnsw_m,
+                hnsw_ef_construct=hnsw_ef_construct,
                 quantization=quantization,  # type: ignore[arg-type]
             )
             if self.store.exists(name):

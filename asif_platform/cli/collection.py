@@ -54,14 +54,20 @@ def collection() -> None:
 @click.option("--hnsw/--exact", "hnsw", default=False, show_default=True,
               help="Approximate HNSW search instead of exact search.")
 @click.option("--hnsw-ef", type=click.IntRange(min=1), help="HNSW search beam; default max(k, 128).")
-@click.option("--quantization", type=click.Choice(["int8"]), help="Scalar-quantize vectors.")
+@click.option("--hnsw-m", type=click.IntRange(min=4), default=16, show_default=True,
+              help="HNSW graph degree (more: better recall, more memory).")
+@click.option("--hnsw-ef-construct", type=click.IntRange(min=4), default=128, show_default=True,
+              help="HNSW build beam (more: better recall, slower ingest).")
+@click.option("--quantization", type=click.Choice(["int8"]),
+              help="int8 copies in RAM, float32 originals on disk for rescoring.")
 @click.option("--team", help="Owning team (you must be its editor or owner); default your own.")
 @policy_options
 @json_option
 @click.pass_context
 def create(ctx: click.Context, name: str, image_encoder: str | None, text_encoder: str | None,
            k: int, p: float, templates: tuple[str, ...], template_aggregation: str,
-           hnsw: bool, hnsw_ef: int | None, quantization: str | None, team: str | None,
+           hnsw: bool, hnsw_ef: int | None, hnsw_m: int, hnsw_ef_construct: int,
+           quantization: str | None, team: str | None,
            exclude_consent: tuple[str, ...], exclude_license_classes: tuple[str, ...],
            as_json: bool) -> None:
     """Create an empty collection with its encoders and query defaults.
@@ -79,6 +85,8 @@ def create(ctx: click.Context, name: str, image_encoder: str | None, text_encode
             template_aggregation=template_aggregation,
             exact_search=not hnsw,
             hnsw_ef=hnsw_ef,
+            hnsw_m=hnsw_m,
+            hnsw_ef_construct=hnsw_ef_construct,
             quantization=quantization,
             team=team,
             policy=_policy(exclude_consent, exclude_license_classes),
