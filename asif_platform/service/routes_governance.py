@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy import select
 
 from asif_platform import teams
@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 
 T = TypeVar("T")
-RequestId = Annotated[int, "deletion request id"]
+RequestId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Deletion request id.")]
 
 
 def _ids(values: Sequence[str]) -> tuple[int, ...]:

@@ -7,7 +7,7 @@ because JavaScript numbers lose precision past 2**53.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,7 +33,8 @@ ConsentStatus = Literal["granted", "revoked", "unknown", "expired"]
 ConsentBasis = Literal["license", "explicit", "other"]
 LicenseClass = Literal["commercial", "non-commercial", "unknown"]
 Aggregation = Literal["mean", "max", "embedding"]
-Short = Field(min_length=1, max_length=200)
+# Catalog row ids are 32-bit on PostgreSQL; larger numbers can name nothing.
+RowId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 class _Strict(BaseModel):
@@ -184,7 +185,7 @@ class VersionCreate(_Strict):
 
     name: str = Name
     source_datasets: list[str] = Field(default_factory=list, max_length=100)
-    ingest_runs: list[int] = Field(default_factory=list, max_length=1000)
+    ingest_runs: list[RowId] = Field(default_factory=list, max_length=1000)
     licenses: list[str] = Field(default_factory=list, max_length=100)
     consent: list[ConsentStatus] = Field(default_factory=list, max_length=4)
     ingested_after: datetime | None = None
