@@ -116,6 +116,7 @@ class QueryEngine:
             salt=(collection.id, collection.text_fingerprint),
         )
         self._expiry: tuple[int, Any] | None = None  # (revision, next consent expiry)
+        self._relative_cache: dict[tuple[Any, ...], tuple[Any, np.ndarray, sp.csr_matrix]] = {}
 
     @property
     def name(self) -> str:
@@ -239,10 +240,15 @@ class QueryEngine:
         n_labels: int,
         options: QueryOptions,
     ) -> np.ndarray:
-        """(n_images, n_labels) ASIF scores from the two sides' search results."""
-        vocabulary = anchor_vocabulary(image_results, text_results)
-        image_relative = relative_matrix(image_results, vocabulary, options.k, options.p)
-        text_relative = relative_matrix(text_results, vocabulary, options.k, options.p)
+        """(n_images, n_labels) ASIF scores from the two sides' search results.
+
+        The text side's relative vectors are built once per cached result set, on
+        the anchors it touches; image entries outside them cannot overlap and drop.
+        """
+        vocabulary, text_relative = self._text_relative(text_results, options)
+        image_relative = relative_matrix(
+            image_results, vocabulary, options.k, options.p, restrict=True
+        )
         per_prompt = overlap_scores(image_relative, text_relative)  # (n_images, n_prompts)
         if options.aggregation == "embedding":
             return per_prompt
@@ -250,6 +256,22 @@ class QueryEngine:
         if options.aggregation == "max":
             return per_template.max(axis=2)
         return per_template.mean(axis=2)
+
+    def _text_relative(
+        self, text_results: Sequence[SearchResult], options: QueryOptions
+    ) -> tuple[np.ndarray, sp.csr_matrix]:
+        """(vocabulary, (n_prompts, n_columns) relative vectors) of a text side."""
+        key = (id(text_results), options.k, options.p)
+        cached = self._relative_cache.get(key)
+        if cached is not None and cached[0] is text_results:
+            return cached[1], cached[2]
+        vocabulary = anchor_vocabulary(text_results)
+        matrix = relative_matrix(text_results, vocabulary, options.k, options.p)
+        if len(self._relative_cache) > 16:
+            self._relative_cache.clear()
+        # The results object is kept in the entry, so its id cannot be reused.
+        self._relative_cache[key] = (text_results, vocabulary, matrix)
+        return vocabulary, matrix
 
     def classify_vectors(
         self, image_vectors: np.ndarray, labels: Sequence[str], options: QueryOptions

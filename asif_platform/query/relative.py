@@ -36,7 +36,12 @@ def anchor_vocabulary(*result_sets: Sequence[SearchResult]) -> np.ndarray:
 
 
 def relative_matrix(
-    results: Sequence[SearchResult], vocabulary: np.ndarray, k: int, p: float
+    results: Sequence[SearchResult],
+    vocabulary: np.ndarray,
+    k: int,
+    p: float,
+    *,
+    restrict: bool = False,
 ) -> sp.csr_matrix:
     """Sparse relative representations of a batch of queries.
 
@@ -46,10 +51,13 @@ def relative_matrix(
         vocabulary: Sorted anchor ids (columns), from :func:`anchor_vocabulary`.
         k: Keep the k most similar anchors of each query.
         p: Exponent applied to the clamped similarities.
+        restrict: Drop, after normalisation, the entries of anchors missing from
+            ``vocabulary`` (they cannot overlap a side built on it); otherwise
+            every id must be in it. Defaults to False.
 
     Returns:
-        csr_matrix of shape (len(results), len(vocabulary)), float64, each non-empty
-        row of unit L2 norm and at most k non-zeros.
+        csr_matrix of shape (len(results), len(vocabulary)), float64, each row of
+        unit L2 norm before any restriction, with at most k non-zeros.
     """
     lengths = np.fromiter((min(k, len(r.ids)) for r in results), np.int64, len(results))
     indptr = np.zeros(len(results) + 1, dtype=np.int64)
@@ -68,6 +76,11 @@ def relative_matrix(
     values /= np.where(norms > 0, norms, 1.0)[row_of_entry]
 
     columns = np.searchsorted(vocabulary, ids)
+    if restrict:
+        known = columns < len(vocabulary)
+        known[known] = vocabulary[columns[known]] == ids[known]
+        values, columns = values[known], columns[known]
+        indptr[1:] = np.cumsum(np.bincount(row_of_entry[known], minlength=len(results)))
     matrix = sp.csr_matrix(
         (values, columns, indptr), shape=(len(results), len(vocabulary))
     )

@@ -36,8 +36,15 @@ def test_sparse_scores_equal_dense_reference(k: int, p: float) -> None:
         relative_matrix(image_results, vocabulary, k, p),
         relative_matrix(text_results, vocabulary, k, p),
     )
+    # The engine's path: columns of the text side only, image entries restricted.
+    text_vocabulary = anchor_vocabulary(text_results)
+    restricted = overlap_scores(
+        relative_matrix(image_results, text_vocabulary, k, p, restrict=True),
+        relative_matrix(text_results, text_vocabulary, k, p),
+    )
 
     expected = asif_scores(queries, anchors_image, captions, anchors_text, k, p)
+    np.testing.assert_allclose(restricted, expected, atol=1e-6)
     np.testing.assert_allclose(scores, expected, atol=1e-6)
 
 
