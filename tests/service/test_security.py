@@ -10,7 +10,6 @@ import socket
 from dataclasses import replace
 
 import httpx
-import pytest
 from conftest import MAX_BODY, MAX_IMAGES, Live, serving
 from sqlalchemy import select
 from test_endpoints import LABELS, RED, png
@@ -62,17 +61,19 @@ def test_every_operation_but_health_needs_a_key(live: Live) -> None:
             assert response.headers["www-authenticate"] == "Bearer"
 
 
-@pytest.mark.parametrize(("authorization", "code"), [
-    ("Bearer asif_000000000000_" + "x" * 43, "invalid_key"),  # well-formed, unknown
-    ("Bearer not-a-key", "invalid_key"),                       # malformed
-    ("Basic YWxpY2U6c2VjcmV0", "unauthenticated"),             # another scheme
-])
-def test_wrong_keys_are_refused_and_audited(live: Live, authorization: str, code: str) -> None:
-    with live.client(Authorization=authorization) as client:
-        response = client.get("/v1/collections")
-    assert_problem(response, 401, code)
-    if code == "invalid_key":
-        assert refusals(live, "unauthenticated")[-1].action == "service.authenticate"
+def test_wrong_keys_are_refused_and_audited(live: Live) -> None:
+    for authorization, code in (
+        ("Bearer asif_000000000000_" + "x" * 43, "invalid_key"),  # well-formed, unknown
+        ("Bearer not-a-key", "invalid_key"),                       # malformed
+        ("Basic YWxpY2U6c2VjcmV0", "unauthenticated"),             # another scheme
+    ):
+        with live.client(Authorization=authorization) as client:
+            assert_problem(client.get("/v1/collections"), 401, code)
+    refused = refusals(live, "unauthenticated")
+    assert [(e.action, e.target) for e in refused] == [
+        ("service.authenticate", "key:000000000000"),
+        ("service.authenticate", "key:malformed"),
+    ]
 
 
 def test_a_key_with_a_wrong_secret_and_a_revoked_key_are_refused(live: Live) -> None:
@@ -147,19 +148,18 @@ def test_a_viewer_may_read_but_not_write(live: Live) -> None:
                                                            "collection.admin"}
 
 
-@pytest.mark.parametrize("path", [
-    "../outside", "../../../../etc/passwd", "/etc/passwd", "pairs/../../outside",
-    "pairs/\x00", "link-out",
-])
-def test_ingest_paths_stay_inside_the_data_root(live: Live, path: str) -> None:
+def test_ingest_paths_stay_inside_the_data_root(live: Live) -> None:
     outside = live.data_root.parent / "outside"
-    outside.mkdir(exist_ok=True)
+    outside.mkdir()
     (outside / "x.png").write_bytes(png(RED))
     (outside / "x.txt").write_text("a secret caption\n")
     os.symlink(outside, live.data_root / "link-out")
     with live.client("alice") as client:
-        response = client.post("/v1/collections/pets/ingest/path", json={"path": path})
-    assert_problem(response, 403, "path_outside_root")
+        for path in ("../outside", "../../../../etc/passwd", "/etc/passwd",
+                     "pairs/../../outside", "pairs/\x00", "link-out", "link-out/x.png"):
+            response = client.post("/v1/collections/pets/ingest/path", json={"path": path})
+            assert_problem(response, 403, "path_outside_root")
+        assert client.get("/v1/collections/pets").json()["anchors"] == 48
 
 
 def test_image_references_inside_a_source_file_stay_inside_the_root(live: Live) -> None:
