@@ -15,15 +15,16 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from asif_platform.catalog import AuditEntry, utcnow
+from asif_platform.catalog import AuditEntry, Collection, DeletionRequest, Membership, utcnow
 
 if TYPE_CHECKING:
     from asif_platform.platform import Platform
 
-__all__ = ["GENESIS", "ChainCheck", "append_entry", "audit", "entry_hash", "verify_chain"]
+__all__ = ["GENESIS", "ChainCheck", "append_entry", "audit", "entry_hash", "verify_chain",
+           "visible_entries"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,3 +104,42 @@ def verify_chain(platform: Platform) -> ChainCheck:
                 return ChainCheck(count, entry.id, "its content does not match its hash")
             previous = entry.entry_sha256
     return ChainCheck(count, None)
+
+
+def visible_entries(
+    platform: Platform, *, collection: str | None = None, last: int = 20
+) -> list[AuditEntry]:
+    """The latest entries the principal may read, oldest first.
+
+    An owner of a collection reads the entries about it and its deletion requests;
+    everyone reads the entries of their own actions. Entries about other teams'
+    collections stay hidden.
+
+    Args:
+        collection: Only the entries about this collection (needs its owner role).
+        last: How many entries. Defaults to 20.
+    """
+    principal = platform.settings.principal
+    with platform.catalog.session() as session:
+        if collection is not None:
+            collection_ids = [platform.get_collection(collection, "admin").id]
+        else:
+            owned = select(Membership.team_id).where(
+                Membership.principal == principal, Membership.role == "owner"
+            )
+            collection_ids = list(session.scalars(select(Collection.id).where(
+                or_(Collection.team_id.is_(None), Collection.team_id.in_(owned))
+            )))
+        names = session.scalars(select(Collection.name).where(Collection.id.in_(collection_ids)))
+        requests = session.scalars(select(DeletionRequest.id).where(
+            DeletionRequest.collection_id.in_(collection_ids)))
+        targets = [f"collection:{name}" for name in names]
+        targets += [f"deletion:{request}" for request in requests]
+        condition = AuditEntry.target.in_(targets)
+        if collection is None:
+            condition = or_(condition, AuditEntry.principal == principal)
+        entries = session.scalars(
+            select(AuditEntry).where(condition).order_by(AuditEntry.id.desc()).limit(last)
+        ).all()
+        session.expunge_all()
+    return list(reversed(entries))

@@ -13,7 +13,7 @@ from fakes import fake_loader
 from PIL import Image
 from sqlalchemy import select, update
 
-from asif_platform.audit import verify_chain
+from asif_platform.audit import verify_chain, visible_entries
 from asif_platform.catalog import Anchor, AuditEntry
 from asif_platform.consent import PairSelector, change_consent
 from asif_platform.errors import ConfigError, NotFound, PermissionDenied
@@ -169,3 +169,28 @@ def test_audit_chain_detects_tampering(filled: Platform) -> None:
         second.details = {"pairs": 0}
     broken = verify_chain(filled)
     assert broken.first_broken == second.id and "content" in broken.reason
+
+
+def test_audit_entries_of_other_teams_stay_hidden(platform: Platform, pair_folder: Path) -> None:
+    alice, bob = as_principal(platform, "alice"), as_principal(platform, "bob")
+    teams.create_team(alice, "vision")
+    alice.create_collection("private", team="vision")
+    ingest(alice, "private", read_pairs(pair_folder / "pairs.jsonl"))
+    teams.add_member(alice, "vision", "carol", "viewer")
+    teams.create_team(bob, "audio")
+    bob.create_collection("sounds", team="audio")
+
+    alice_sees = {(e.principal, e.target) for e in visible_entries(alice, last=100)}
+    bob_sees = {(e.principal, e.target) for e in visible_entries(bob, last=100)}
+
+    assert ("alice", "collection:private") in alice_sees
+    assert ("bob", "collection:sounds") in bob_sees
+    assert not any(target == "collection:private" or principal == "alice"
+                   for principal, target in bob_sees)
+    assert not any(target == "collection:sounds" for _, target in alice_sees)
+    # A viewer is not an owner: the per-collection view is refused, and audited.
+    carol = as_principal(platform, "carol")
+    with pytest.raises(PermissionDenied):
+        visible_entries(carol, collection="private")
+    assert [e.target for e in visible_entries(alice, collection="private", last=100)
+            if e.outcome == "refused"] == ["collection:private"]

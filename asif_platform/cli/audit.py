@@ -5,10 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from sqlalchemy import select
-
-from asif_platform.audit import verify_chain
-from asif_platform.catalog import AuditEntry
+from asif_platform.audit import verify_chain, visible_entries
 from asif_platform.cli import cli, emit, json_option, platform_from
 
 
@@ -38,17 +35,20 @@ def verify(ctx: click.Context, as_json: bool) -> None:
 @audit.command(name="list")
 @click.option("--last", type=click.IntRange(min=1), default=20, show_default=True,
               help="How many of the latest entries.")
+@click.option("--collection", help="Only entries about this collection (owners).")
 @json_option
 @click.pass_context
-def list_(ctx: click.Context, last: int, as_json: bool) -> None:
-    """Show the latest audit entries."""
-    with platform_from(ctx) as platform, platform.catalog.session() as session:
-        entries = session.scalars(
-            select(AuditEntry).order_by(AuditEntry.id.desc()).limit(last)).all()
-        rows = [{"id": e.id, "at": e.at.isoformat(), "principal": e.principal,
-                 "action": e.action, "target": e.target, "outcome": e.outcome,
-                 "details": e.details, "entry_sha256": e.entry_sha256}
-                for e in reversed(entries)]
+def list_(ctx: click.Context, last: int, collection: str | None, as_json: bool) -> None:
+    """Show the latest audit entries you may read: your own actions and those about
+    the collections you own.
+
+    Example: asif audit list --collection flickr8k --last 50
+    """
+    with platform_from(ctx) as platform:
+        entries = visible_entries(platform, collection=collection, last=last)
+    rows = [{"id": e.id, "at": e.at.isoformat(), "principal": e.principal,
+             "action": e.action, "target": e.target, "outcome": e.outcome,
+             "details": e.details, "entry_sha256": e.entry_sha256} for e in entries]
 
     def text(rs: list[dict[str, Any]]) -> str:
         return "\n".join(f"{r['id']:>6} {r['at'][:19]} {r['principal']:<12} {r['action']:<22} "
