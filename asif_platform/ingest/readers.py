@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +68,13 @@ def read_pairs(source: Path, *, format: str | None = None, **options: Any) -> li
     format = format or detect_format(source)
     readers = {"flickr": read_flickr, "coco": read_coco, "folder": read_folder}
     if format in ("csv", "jsonl"):
-        return read_table(source, format=format, **options)
-    if format not in readers:
+        records = read_table(source, format=format, **options)
+    elif format in readers:
+        records = readers[format](source, **options)
+    else:
         raise IngestError(f"unknown format {format!r}; use one of {', '.join(FORMATS)}")
-    return readers[format](source, **options)
+    # Stored image references must not depend on the directory the command ran in.
+    return [replace(record, image=record.image.absolute()) for record in records]
 
 
 def _split_names(split_files: Sequence[Path]) -> set[str]:

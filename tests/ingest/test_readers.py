@@ -74,3 +74,13 @@ def test_malformed_flickr_and_unknown_formats(tmp_path: Path) -> None:
         read_pairs(tmp_path / "tokens.txt")
     with pytest.raises(IngestError, match="--format"):
         detect_format(tmp_path / "pairs.parquet")
+
+
+def test_image_paths_are_absolute_whatever_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pairs.csv").write_text("image,caption\nimgs/x.png,a red square\n")
+    monkeypatch.chdir(tmp_path)
+    records = read_pairs(Path("pairs.csv"))
+    assert records[0].image.is_absolute()
+    assert records[0].image == tmp_path / "imgs" / "x.png"
