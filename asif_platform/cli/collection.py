@@ -146,14 +146,22 @@ def show(ctx: click.Context, name: str, k: int | None, p: float | None,
 @collection.command()
 @click.argument("name")
 @policy_options
+@click.option("--clear", is_flag=True, help="Remove every exclusion of the policy.")
 @json_option
 @click.pass_context
 def policy(ctx: click.Context, name: str, exclude_consent: tuple[str, ...],
-           exclude_license_classes: tuple[str, ...], as_json: bool) -> None:
-    """Replace NAME's query policy; the next query applies it, with no re-ingest.
+           exclude_license_classes: tuple[str, ...], clear: bool, as_json: bool) -> None:
+    """Show NAME's query policy, or replace it; the next query applies a new one, with
+    no re-ingest. With no option it only shows the policy.
 
     Example: asif collection policy flickr8k --exclude-consent unknown
     """
+    changes = bool(exclude_consent or exclude_license_classes)
+    if clear and changes:
+        raise click.UsageError("--clear cannot be combined with --exclude-* options")
     with platform_from(ctx) as platform:
-        info = platform.set_policy(name, _policy(exclude_consent, exclude_license_classes))
+        if clear or changes:
+            info = platform.set_policy(name, _policy(exclude_consent, exclude_license_classes))
+        else:
+            info = platform.describe_collection(name)
     emit(info.to_dict(), as_json, lambda d: f"{d['name']}: policy {d['policy']}")

@@ -69,9 +69,12 @@ def _labels(labels: tuple[str, ...], labels_file: Path | None) -> list[str]:
     found = [label.strip() for label in labels if label.strip()]
     if labels_file is not None:
         found += [line.strip() for line in labels_file.read_text().splitlines() if line.strip()]
-    if len(found) < 2:
-        raise click.UsageError("give at least two labels with --label or --labels-file")
-    return list(dict.fromkeys(found))
+    unique = list(dict.fromkeys(found))
+    if len(unique) < 2:
+        raise click.UsageError(
+            "give at least two different labels with --label or --labels-file"
+        )
+    return unique
 
 
 @cli.command()
@@ -121,6 +124,11 @@ def classify(ctx: click.Context, collection: str, images: tuple[Path, ...],
         return "\n".join(lines)
 
     emit(data, as_json, text)
+    if not rows:
+        raise click.ClickException(
+            f"none of the {len(paths)} images could be read; the lines above name them"
+            if paths else "no image files (.jpg, .png, ...) in the given paths"
+        )
 
 
 def _int_list(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[int]:

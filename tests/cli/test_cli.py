@@ -195,3 +195,23 @@ def test_other_teams_see_no_experiments(run, labelled: Path, pair_folder: Path) 
     assert ok(run("--as", "eve", "experiment", "list", "--json")) == []
     hidden = run("--as", "eve", "experiment", "show", str(experiment))
     assert hidden.exit_code == 1 and "no experiment" in hidden.output
+
+
+def test_small_cli_contracts(run, pair_folder: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ok(run("collection", "create", "colours", "--exclude-consent", "unknown", "--json"))
+    # `policy NAME` alone shows the policy; it no longer clears it.
+    shown = ok(run("collection", "policy", "colours", "--json"))
+    assert shown["policy"]["exclude_consent"] == ["unknown"]
+    cleared = ok(run("collection", "policy", "colours", "--clear", "--json"))
+    assert cleared["policy"]["exclude_consent"] == []
+    both = run("collection", "policy", "colours", "--clear", "--exclude-consent", "unknown")
+    assert both.exit_code == 2 and "--clear cannot be combined" in both.output
+
+    ok(run("ingest", "colours", str(pair_folder / "pairs.jsonl"), "--json"))
+    same = run("classify", "colours", str(pair_folder / "red0.png"), "-l", "red", "-l", "red")
+    assert same.exit_code == 2 and "two different labels" in same.output
+
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    broken = run("classify", "colours", str(tmp_path / "broken.png"), "-l", "red", "-l", "blue")
+    assert broken.exit_code == 1 and "none of the 1 images could be read" in broken.output
+    assert "unreadable" in broken.output
