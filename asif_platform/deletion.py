@@ -167,6 +167,11 @@ def preview_request(platform: Platform, request_id: int, *, content: bool = Fals
     """What applying would remove: counts by source and by version, and the ids;
     captions and image references only when ``content`` is asked for."""
     request, collection = _request(platform, request_id)
+    if request.status in ("finalized", "completed"):
+        raise ConfigError(
+            f"deletion request {request_id} is {request.status}: its pairs are gone and "
+            f"its selector erased; `asif deletion receipt {request_id}` shows what was done"
+        )
     selector = DeletionSelector.from_dict(request.selector)
     ids = _selected_ids(platform, collection, selector)
     with platform.catalog.session() as session:
@@ -211,7 +216,7 @@ def apply_request(platform: Platform, request_id: int) -> dict[str, Any]:
     """Carry out a request (or finish one a crash interrupted); returns the receipt."""
     request, collection = _request(platform, request_id)
     if request.status == "completed":
-        return request.receipt
+        return {**request.receipt, "already_completed": True}
     if request.status != "finalized":
         progress = _Progress(request_id, collection.name)
         record_intent(platform, collection, request, progress)
@@ -367,6 +372,9 @@ def finalize(platform: Platform, collection: Collection, request: DeletionReques
             "verification": progress.verification,
         }
         row.status, row.completed_at, row.receipt = "finalized", now, receipt
+        # The selector can hold what was deleted (caption text, record ids): only its
+        # hash stays, in the request, the receipt and the audit log.
+        row.selector = {}
     logger.info("deletion request %d finalized: %d pairs", request.id, len(removed))
 
 

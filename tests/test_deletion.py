@@ -11,7 +11,7 @@ from sqlalchemy import inspect, select, text
 
 import asif_platform.deletion as deletion
 from asif_platform.audit import verify_chain
-from asif_platform.catalog import Anchor, AuditEntry, Tombstone, VersionRedaction
+from asif_platform.catalog import Anchor, AuditEntry, DeletionRequest, Tombstone, VersionRedaction
 from asif_platform.deletion import DeletionSelector, apply_request, create_request, preview_request
 from asif_platform.doctor import check, repair
 from asif_platform.errors import ConfigError
@@ -79,7 +79,14 @@ def test_apply_removes_verifies_and_never_brings_back(filled: Platform, pair_fol
 
     again = ingest(filled, "colours", read_pairs(pair_folder / "pairs.jsonl"))
     assert again.previously_deleted == 3 and again.pairs_added == 0
-    assert apply_request(filled, request_id) == receipt  # completed: same receipt
+    # Completed: the same receipt, marked as done earlier; no preview of what is gone.
+    assert apply_request(filled, request_id) == {**receipt, "already_completed": True}
+    with pytest.raises(ConfigError, match="is completed"):
+        preview_request(filled, request_id)
+    # Only the selector's hash stays: the record ids it named are erased.
+    with filled.catalog.session() as session:
+        request = session.get(DeletionRequest, request_id)
+        assert request.selector == {} and request.selector_sha256 == receipt["selector_sha256"]
 
 
 STEPS = ["record_intent", "delete_points", "verify_deleted", "finalize", "purge"]

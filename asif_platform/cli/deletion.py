@@ -114,6 +114,7 @@ def apply(ctx: click.Context, request_id: int, as_json: bool) -> None:
     with platform_from(ctx) as platform:
         receipt = apply_request(platform, request_id)
     emit(receipt, as_json, lambda r: (
+        ("already completed earlier; " if r.get("already_completed") else "") +
         f"deletion request {r['request']}: {r['pairs_removed']} pairs removed from "
         f"{r['collection']}; verification {'passed' if r['verification'].get('passed') else 'see receipt'}; "
         f"versions redacted {r['versions_redacted']}"))
@@ -141,4 +142,5 @@ def receipt(ctx: click.Context, request_id: int) -> None:
             raise click.ClickException(f"request {request_id} is {data['status']}; "
                                        "run `asif deletion apply` first")
         receipt_data = apply_request(platform, request_id)  # completed: returns the receipt
+        receipt_data.pop("already_completed", None)
     emit(receipt_data, True, str)
