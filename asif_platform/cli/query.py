@@ -366,7 +366,12 @@ def explain(ctx: click.Context, collection: str, image: Path, label: str,
         if not html_file.resolve().parent.is_dir():
             raise click.BadParameter(f"folder {html_file.parent} does not exist",
                                      param_hint="--html")
-        data["html"] = str(write_explanation_html(data, html_file))
+        try:
+            data["html"] = str(write_explanation_html(data, html_file))
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot write {html_file}: {exc.strerror}; choose another --html path"
+            ) from exc
 
     def text(d: dict[str, Any]) -> str:
         lines = [f"{d['image']} (k={d['k']}, p={d['p']:g})"]

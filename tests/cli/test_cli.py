@@ -91,7 +91,7 @@ def test_ingest_classify_eval_explain(run, pair_folder: Path, labelled: Path) ->
 def test_usage_errors(run, pair_folder: Path) -> None:  # type: ignore[no-untyped-def]
     ok(run("collection", "create", "colours", "--json"))
     one_label = run("classify", "colours", str(pair_folder / "red0.png"), "-l", "red")
-    assert one_label.exit_code == 2 and "at least two labels" in one_label.output
+    assert one_label.exit_code == 2 and "at least two different labels" in one_label.output
     bad_ks = run("eval", "colours", str(pair_folder), "--ks", "a,b")
     assert bad_ks.exit_code == 2 and "comma-separated integers" in bad_ks.output
     missing = run("ingest", "nope", str(pair_folder / "pairs.jsonl"))
@@ -181,6 +181,11 @@ def test_bad_values_are_usage_errors(run, pair_folder: Path, labelled: Path, tmp
     html = run("explain", "colours", str(labelled / "red" / "red4.png"), "red",
                "--html", str(tmp_path / "no-such-dir" / "x.html"))
     assert html.exit_code == 2 and "does not exist" in html.output
+    # /proc refuses new files even to root: an error that names the path, no traceback.
+    unwritable = run("explain", "colours", str(labelled / "red" / "red4.png"), "red",
+                     "--html", "/proc/asif-explain.html")
+    assert unwritable.exit_code == 1, unwritable.output
+    assert "cannot write /proc/asif-explain.html" in unwritable.output
     revision = run("db", "upgrade", "--revision", "nope")
     assert revision.exit_code == 2 and "asif db history" in revision.output
     top = run("classify", "colours", str(labelled / "red" / "red4.png"), "-l", "red", "-l",
