@@ -73,6 +73,11 @@ def read_pairs(source: Path, *, format: str | None = None, **options: Any) -> li
         records = readers[format](source, **options)
     else:
         raise IngestError(f"unknown format {format!r}; use one of {', '.join(FORMATS)}")
+    if not records:
+        raise IngestError(
+            f"{source} holds no pairs (read as {format}); check the file, or give "
+            "--format if it was guessed wrong"
+        )
     # Stored image references must not depend on the directory the command ran in.
     return [replace(record, image=record.image.absolute()) for record in records]
 

@@ -84,3 +84,9 @@ def test_image_paths_are_absolute_whatever_the_working_directory(
     records = read_pairs(Path("pairs.csv"))
     assert records[0].image.is_absolute()
     assert records[0].image == tmp_path / "imgs" / "x.png"
+
+
+def test_a_source_without_pairs_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "empty.csv").write_text("image,caption\n")
+    with pytest.raises(IngestError, match="empty.csv holds no pairs"):
+        read_pairs(tmp_path / "empty.csv")
