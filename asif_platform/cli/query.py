@@ -263,6 +263,8 @@ def tune_(ctx: click.Context, collection: str, folder: Path, ks: list[int], ps: 
         raise click.BadParameter(f"aggregations must be among {', '.join(TEMPLATE_AGGREGATIONS)}",
                                  param_hint="--aggregations")
     with platform_from(ctx) as platform:
+        if save:  # refuse before the work, so no experiment is recorded for nothing
+            platform.get_collection(collection, "write")
         engine = platform.engine(collection)
         options = _options(engine, k, p, templates, template_aggregation, exact, version,
                            exclude_consent, exclude_license_classes)

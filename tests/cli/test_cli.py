@@ -220,3 +220,15 @@ def test_small_cli_contracts(run, pair_folder: Path, tmp_path: Path) -> None:  #
     broken = run("classify", "colours", str(tmp_path / "broken.png"), "-l", "red", "-l", "blue")
     assert broken.exit_code == 1 and "none of the 1 images could be read" in broken.output
     assert "unreadable" in broken.output
+
+
+def test_refused_tune_save_records_no_experiment(run, pair_folder: Path, labelled: Path) -> None:  # type: ignore[no-untyped-def]
+    ok(run("team", "create", "vision", "--json"))
+    ok(run("team", "add", "vision", "bob", "--role", "viewer", "--json"))
+    ok(run("collection", "create", "colours", "-k", "6", "--team", "vision", "--json"))
+    ok(run("ingest", "colours", str(pair_folder / "pairs.jsonl"), "--json"))
+
+    refused = run("--as", "bob", "tune", "colours", str(labelled), "--ks", "3", "--ps", "1",
+                  "--save")
+    assert refused.exit_code == 1 and "needs the editor role" in refused.output
+    assert ok(run("experiment", "list", "--json")) == []
