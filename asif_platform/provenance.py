@@ -42,7 +42,14 @@ def normalise_license(expression: str) -> str:
         ConfigError: Unparseable, or an unknown id (with the closest valid suggestion).
     """
     licensing = _licensing()
-    info = licensing.validate(expression.strip())
+    try:
+        info = licensing.validate(expression.strip())
+    except Exception as error:
+        # validate() raises instead of reporting some malformed expressions
+        # (AttributeError on "MIT AND", IndexError on "() AND ()"):
+        # https://github.com/aboutcode-org/license-expression/issues/114
+        # https://github.com/aboutcode-org/license-expression/issues/97
+        raise ConfigError(f"invalid SPDX license expression {expression!r}") from error
     if info.invalid_symbols:
         unknown = info.invalid_symbols[0]
         keys = {str(symbol.key).lower(): str(symbol.key) for symbol in licensing.known_symbols.values()}

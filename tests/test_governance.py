@@ -194,3 +194,10 @@ def test_audit_entries_of_other_teams_stay_hidden(platform: Platform, pair_folde
         visible_entries(carol, collection="private")
     assert [e.target for e in visible_entries(alice, collection="private", last=100)
             if e.outcome == "refused"] == ["collection:private"]
+
+
+@pytest.mark.parametrize("expression", ["MIT AND", "(Apache-2.0) AND ()", "\x0f"])
+def test_malformed_license_expressions_are_config_errors(expression: str) -> None:
+    # license-expression raises AttributeError or IndexError on these (found by fuzzing).
+    with pytest.raises(ConfigError, match="invalid SPDX license expression"):
+        normalise_license(expression)
