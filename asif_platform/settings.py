@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
@@ -122,6 +123,13 @@ class Settings:
         },
     )
 
+    def __post_init__(self) -> None:
+        if not _PRINCIPAL.match(self.principal):
+            raise ConfigError(
+                f"invalid principal name {self.principal!r} (ASIF_USER or --as): use 1-128 "
+                "letters, digits and . _ @ + -, starting with a letter or digit"
+            )
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         """Read every ``ASIF_*`` variable, falling back to the documented default."""
@@ -173,6 +181,9 @@ SETTINGS_HELP: list[tuple[str, str, str]] = [
     )
     for spec in fields(Settings)
 ]
+
+
+_PRINCIPAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 
 
 def _default_principal() -> str:

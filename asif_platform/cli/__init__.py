@@ -80,7 +80,10 @@ def cli(ctx: click.Context, verbose: int, principal: str | None) -> None:
     ctx.ensure_object(dict)
     ctx.obj.setdefault("settings", settings)
     if principal:
-        ctx.obj["settings"] = replace(ctx.obj["settings"], principal=principal)
+        try:
+            ctx.obj["settings"] = replace(ctx.obj["settings"], principal=principal)
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from exc
 
 
 def main() -> None:

@@ -232,3 +232,9 @@ def test_refused_tune_save_records_no_experiment(run, pair_folder: Path, labelle
                   "--save")
     assert refused.exit_code == 1 and "needs the editor role" in refused.output
     assert ok(run("experiment", "list", "--json")) == []
+
+
+def test_principal_names_are_checked(run) -> None:  # type: ignore[no-untyped-def]
+    bad = run("--as", "bob smith; drop", "collection", "list")
+    assert bad.exit_code == 2 and "invalid principal name" in bad.output
+    assert run("--as", "bob.smith@example.org", "collection", "list").exit_code == 0
