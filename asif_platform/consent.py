@@ -98,9 +98,14 @@ def change_consent(
         raise ConfigError(f"consent status must be one of {', '.join(CONSENT_STATUSES)}")
     if basis is not None and basis not in CONSENT_BASES:
         raise ConfigError(f"consent basis must be one of {', '.join(CONSENT_BASES)}")
+    now = utcnow()
+    if status == "granted" and expires_at is not None and expires_at <= now:
+        raise ConfigError(
+            f"the expiry {expires_at.isoformat()} is already past: granted consent would "
+            "be expired at once; give a future --expires, or record it as expired"
+        )
     collection = platform.get_collection(collection_name, "write")
     ids = select_anchor_ids(platform, collection, selector)
-    now = utcnow()
 
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]

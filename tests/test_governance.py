@@ -108,6 +108,9 @@ def test_revoked_pairs_never_contribute_and_policies_apply_at_once(
     import time
     time.sleep(1.2)
     assert not set(expiring) & contributors(filled, tmp_path)
+    with pytest.raises(ConfigError, match="already past"):
+        change_consent(filled, "colours", PairSelector(anchor_ids=expiring), "granted",
+                       expires_at=soon)
 
     # A policy excludes a license class on the next query, without re-ingesting.
     with filled.catalog.session() as session:
