@@ -1,7 +1,8 @@
 """Query cost at scale: the platform's query path against a dense reference.
 
-    .venv/bin/python benchmarks/scale.py [--sizes real,100000,1000000,1600000]
-        [--candidates 10,100,1000] [--queries 200] [--int8-sizes real]
+    .venv/bin/python benchmarks/scale.py [--float32-sizes real,100000]
+        [--int8-sizes real,100000,1000000,1600000] [--candidates 10,100,1000]
+        [--queries 200] [--efs 800,1600,3200]
 
 Needs the main job's collection (``$ASIF_HOME``, default ./asif-data, collection
 flickr8k): its 34,991 real anchor pairs are exported once, and CIFAR-10 test images
@@ -174,7 +175,8 @@ class DenseASIF:
         self.texts = torch.from_numpy(np.ascontiguousarray(anchor_texts))
         self.k, self.p, self.budget = k, p, budget_bytes
 
-    def relative(self, queries: np.ndarray, anchors: torch.Tensor) -> sp.csr_matrix:
+    def relative(self, queries: np.ndarray, anchors: torch.Tensor,
+                 p: float | None = None) -> sp.csr_matrix:
         """(n, N) sparse relative representations: top-k of the full similarities."""
         n, total = len(queries), anchors.shape[0]
         chunk = max(1, self.budget // (4 * total))
@@ -183,7 +185,7 @@ class DenseASIF:
             for start in range(0, n, chunk):
                 block = torch.from_numpy(queries[start : start + chunk]) @ anchors.T  # (c, N)
                 top, index = torch.topk(block, self.k, dim=1)
-                top = top.clamp(min=0).double() ** self.p
+                top = top.clamp(min=0).double() ** (self.p if p is None else p)
                 top /= top.norm(dim=1, keepdim=True).clamp(min=1e-12)
                 rows.append(np.repeat(np.arange(start, start + len(block)), self.k))
                 columns.append(index.numpy().ravel())
@@ -195,16 +197,6 @@ class DenseASIF:
 
     def text_side(self, prompts: np.ndarray) -> sp.csr_matrix:
         return self.relative(prompts, self.texts)
-
-    def scores(self, image_queries: np.ndarray, text_relative: sp.csr_matrix) -> np.ndarray:
-        """(n_images, n_prompts) scores against an already computed text side."""
-        image_relative = self.relative(image_queries, self.images)
-        return np.asarray((image_relative @ text_relative.T).todense())
-
-    def top_ids(self, image_queries: np.ndarray) -> list[np.ndarray]:
-        relative = self.relative(image_queries, self.images)
-        return [relative.indices[relative.indptr[i] : relative.indptr[i + 1]]
-                for i in range(len(image_queries))]
 
 
 # Measurements
@@ -319,6 +311,11 @@ def measure_size(platform: Platform, name: str, queries: np.ndarray,
         reference_labels[count] = scores.argmax(axis=1)
         reference_ms[count] = (reference_image_s + product) / len(queries) * 1000
         row["reference"][count] = {"label_setup_s": setup, "ms_per_image": reference_ms[count]}
+    # How much the ANN price depends on p: agreement at p=8 for the largest C.
+    largest = max(label_sets)
+    reference_p8 = np.asarray((reference.relative(queries, reference.images, p=8.0)
+                               @ reference.relative(prompt_vectors[largest], reference.texts,
+                                                    p=8.0).T).todense()).argmax(axis=1)
 
     def overlap(results: list[Any]) -> float:
         return float(np.mean([len(np.intersect1d(r.ids - 1, e)) / K
@@ -334,8 +331,12 @@ def measure_size(platform: Platform, name: str, queries: np.ndarray,
     row["hnsw"] = []
     for ef in efs:
         options = replace(base, hnsw_ef=ef)
-        entry: dict[str, Any] = {"ef": ef, "topk_overlap": overlap(
-            engine.image_results(queries, options)), "per_C": {}}
+        image_results = engine.image_results(queries, options)
+        entry: dict[str, Any] = {"ef": ef, "topk_overlap": overlap(image_results), "per_C": {}}
+        p8 = replace(options, p=8.0)
+        entry["label_agreement_p8_largest_C"] = float((engine.scores(
+            image_results, engine.text_results(label_sets[largest], p8), largest, p8
+        ).argmax(axis=1) == reference_p8).mean())
         for count, labels in label_sets.items():
             measured: dict[str, float] = {}
             started = time.perf_counter()
@@ -374,14 +375,16 @@ def cifar_top1(platform: Platform, name: str, vectors: np.ndarray, targets: np.n
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--collection", default="flickr8k")
-    parser.add_argument("--sizes", default="real,100000",
-                        help="Anchor counts; 'real' is the main job's collection.")
+    parser.add_argument("--float32-sizes", default="real,100000",
+                        help="Anchor counts built with float32 vectors; 'real' is the "
+                             "main job's collection.")
     parser.add_argument("--candidates", default="10,100,1000")
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--int8-sizes", default="real",
-                        help="Sizes also built with int8 (and CIFAR-10 top-1 measured).")
+    parser.add_argument("--int8-sizes", default="real,100000,1000000,1600000",
+                        help="Anchor counts built with int8 quantization (originals on "
+                             "disk, rescoring).")
     parser.add_argument("--top1-images", type=int, default=10_000)
-    parser.add_argument("--efs", default="800,1600",
+    parser.add_argument("--efs", default="800,1600,3200",
                         help="HNSW search beams to measure (Qdrant uses at least k).")
     parser.add_argument("--work", type=Path, help="Scratch folder; default a temporary one.")
     parser.add_argument("--rss", type=Path, help=argparse.SUPPRESS)
@@ -394,7 +397,7 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="asif-scale-"))
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    report: dict[str, Any] = {"k": K, "p": P, "sizes": [], "int8": []}
+    report: dict[str, Any] = {"k": K, "p": P, "sizes": []}
 
     real_images, real_texts = real_anchors(settings, args.collection)
     platform = Platform(replace(settings, home=work / "home"))
@@ -423,9 +426,12 @@ def main() -> None:
     efs = [int(e) for e in args.efs.split(",")]
     report["client_local_upsert_pairs_per_s"] = client_local_upsert(real_images, real_texts)
     top1_subset = np.sort(rng.permutation(len(cifar_vectors))[: args.top1_images])
-    for n in sizes(args.sizes):
+    float32_sizes = sizes(args.float32_sizes)
+    for n in sorted(set(float32_sizes) | set(int8_sizes)):
         images, texts = anchors_of_size(real_images, real_texts, n, work)
-        for quantization in [None] + (["int8"] if n in int8_sizes else []):
+        reference = DenseASIF(np.asarray(images), np.asarray(texts), K, P)
+        kinds = ([None] if n in float32_sizes else []) + (["int8"] if n in int8_sizes else [])
+        for quantization in kinds:
             name = f"n{n}" + ("-int8" if quantization else "")
             print(f"building {name} ...", flush=True)
             built = build(platform, name, images, texts, quantization)
@@ -445,23 +451,17 @@ def main() -> None:
                    "search_working_set_bytes_per_pair": hot / n,
                    "rss_after_50_searches_bytes_per_pair": memory["VmRSS"] / n,
                    "rss_anon_bytes_per_pair": memory["RssAnon"] / n}
-            if quantization is None:
-                reference = DenseASIF(np.asarray(images), np.asarray(texts), K, P)
-                row.update(measure_size(platform, name, queries, label_sets, reference,
-                                        prompt_vectors, efs))
-                del reference
-                report["sizes"].append(row)
-            if n in int8_sizes:
-                subset = top1_subset
-                row["cifar10_top1_hnsw"] = cifar_top1(platform, name, cifar_vectors[subset],
-                                                      targets[subset], cifar, exact=False)
-                if quantization is None:
-                    row["cifar10_top1_exact"] = cifar_top1(
-                        platform, name, cifar_vectors[subset], targets[subset], cifar, exact=True)
-                if quantization is not None:
-                    report["int8"].append(row)
+            row.update(measure_size(platform, name, queries, label_sets, reference,
+                                    prompt_vectors, efs))
+            if n == len(real_images):
+                for mode, exact in (("hnsw", False), ("exact", True)):
+                    row[f"cifar10_top1_{mode}"] = cifar_top1(
+                        platform, name, cifar_vectors[top1_subset], targets[top1_subset],
+                        cifar, exact=exact)
+            report["sizes"].append(row)
             print(json.dumps(row, default=float), flush=True)
             platform.store.drop(name)
+        del reference
         for leftover in work.glob(f"synthetic_{n}_*"):
             leftover.unlink()
     platform.close()
@@ -474,20 +474,21 @@ def main() -> None:
 def print_tables(report: dict[str, Any]) -> None:
     print(f"\nclassify, k={report['k']} p={report['p']:g}, per image, image encoding "
           "excluded; agreement and overlap against exact ASIF (the dense reference)")
-    print(f"{'N':>9} {'C':>5} {'ef':>5} {'p50 ms':>7} {'p95 ms':>7} {'img/s':>7} "
+    print(f"{'N':>9} {'vectors':>8} {'C':>5} {'ef':>5} {'p50 ms':>7} {'p95 ms':>7} {'img/s':>7} "
           f"{'ms/img':>7} {'ref ms/img':>10} {'ratio':>6} {'agree':>6} {'overlap':>7} "
           f"{'setup s':>7}")
     for row in report["sizes"]:
         for entry in row["hnsw"]:
             for count, m in entry["per_C"].items():
-                print(f"{row['N']:>9,} {count:>5} {entry['ef']:>5} {m['p50_ms']:>7.1f} "
+                print(f"{row['N']:>9,} {row['quantization']:>8} {count:>5} {entry['ef']:>5} "
+                      f"{m['p50_ms']:>7.1f} "
                       f"{m['p95_ms']:>7.1f} {m['images_per_s']:>7.1f} "
                       f"{m['ms_per_image']:>7.2f} {m['reference_ms_per_image']:>10.2f} "
                       f"{m['ratio_platform_to_reference']:>6.2f} {m['label_agreement']:>6.1%} "
                       f"{entry['topk_overlap']:>7.1%} {m['label_setup_s']:>7.1f}")
     print(f"\n{'N':>9} {'vectors':>8} {'upsert/s':>9} {'index s':>8} {'disk B/pair':>11} "
           f"{'hot B/pair':>10} {'RSS B/pair':>10} {'top-1 hnsw':>10} {'top-1 exact':>11}")
-    for row in report["sizes"] + report["int8"]:
+    for row in report["sizes"]:
         hnsw, exact = row.get("cifar10_top1_hnsw"), row.get("cifar10_top1_exact")
         print(f"{row['N']:>9,} {row['quantization']:>8} {row['upsert_pairs_per_s']:>9.0f} "
               f"{row['index_build_s']:>8.0f} {row['disk_bytes_per_pair']:>11.0f} "
@@ -495,6 +496,16 @@ def print_tables(report: dict[str, Any]) -> None:
               f"{row['rss_after_50_searches_bytes_per_pair']:>10.0f} "
               f"{'' if hnsw is None else f'{hnsw:.2%}':>10} "
               f"{'' if exact is None else f'{exact:.2%}':>11}")
+    print(f"\nthe price of HNSW: top-k overlap, and label agreement with exact ASIF "
+          f"for the largest C at p={report['p']:g} and p=8")
+    print(f"{'N':>9} {'vectors':>8} {'ef':>5} {'overlap':>7} {'agree':>6} {'agree p8':>8}")
+    for row in report["sizes"]:
+        largest = max(row["hnsw"][0]["per_C"])
+        for entry in row["hnsw"]:
+            print(f"{row['N']:>9,} {row['quantization']:>8} {entry['ef']:>5} "
+                  f"{entry['topk_overlap']:>7.1%} "
+                  f"{entry['per_C'][largest]['label_agreement']:>6.1%} "
+                  f"{entry['label_agreement_p8_largest_C']:>8.1%}")
     print(f"\nqdrant-client in-process upsert: {report['client_local_upsert_pairs_per_s']:.0f} "
           "pairs/s")
 
