@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -43,8 +43,11 @@ __all__ = ["ServiceState", "acting_platform", "create_app", "resolve_inside"]
 logger = logging.getLogger(__name__)
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `asif key create`.")
-_header_key = APIKeyHeader(name="X-API-Key", auto_error=False,
-                           description="The same token, in a header of its own.")
+_header_key = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="The same token, in a header of its own.",
+)
 
 
 class ServiceState:
@@ -73,8 +76,8 @@ def state_of(request: Request) -> ServiceState:
 
 def acting_platform(
     request: Request,
-    bearer: HTTPAuthorizationCredentials | None = Security(_bearer),
-    header_key: str | None = Security(_header_key),
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    header_key: Annotated[str | None, Security(_header_key)],
 ) -> Platform:
     """The platform acting as the principal of the request's API key.
 
@@ -85,19 +88,33 @@ def acting_platform(
     state = state_of(request)
     token = bearer.credentials if bearer is not None else header_key
     if not token:
-        raise ServiceProblem("unauthenticated",
-                             "send an API key as 'Authorization: Bearer <key>' or "
-                             "'X-API-Key: <key>'; `asif key create` makes one")
+        raise ServiceProblem(
+            "unauthenticated",
+            "send an API key as 'Authorization: Bearer <key>' or "
+            "'X-API-Key: <key>'; `asif key create` makes one",
+        )
     principal = authenticate(state.platform.catalog, token)
     if principal is None:
         prefix = parse_prefix(token)
-        audit(state.platform.as_principal("unauthenticated"), "service.authenticate",
-              f"key:{prefix or 'malformed'}", outcome="refused")
-        raise ServiceProblem("invalid_key", "the API key is unknown, malformed or revoked")
+        audit(
+            state.platform.as_principal("unauthenticated"),
+            "service.authenticate",
+            f"key:{prefix or 'malformed'}",
+            outcome="refused",
+        )
+        raise ServiceProblem(
+            "invalid_key", "the API key is unknown, malformed or revoked"
+        )
     return state.platform.as_principal(principal)
 
 
 Acting = Depends(acting_platform)
+
+
+def no_nul_in_path(request: Request) -> None:
+    """Refuse NUL characters in path parameters (no stored name can hold one)."""
+    if any("\x00" in str(value) for value in request.path_params.values()):
+        raise ServiceProblem("invalid_argument", "path parameters must not contain NUL")
 
 
 def resolve_inside(root: Path | None, reference: str | Path) -> Path:
@@ -111,17 +128,22 @@ def resolve_inside(root: Path | None, reference: str | Path) -> Path:
             ``path_outside_root`` for a path that leaves it.
     """
     if root is None:
-        raise ServiceProblem("server_paths_disabled",
-                             "this service has no ASIF_SERVICE_DATA_ROOT; upload the files")
+        raise ServiceProblem(
+            "server_paths_disabled",
+            "this service has no ASIF_SERVICE_DATA_ROOT; upload the files",
+        )
     base = root.resolve()
     try:
         candidate = (base / reference).resolve()
     except (OSError, ValueError, RuntimeError) as error:
-        raise ServiceProblem("path_outside_root",
-                             f"{str(reference)!r} is not a usable path") from error
+        raise ServiceProblem(
+            "path_outside_root", f"{str(reference)!r} is not a usable path"
+        ) from error
     if not candidate.is_relative_to(base):
-        raise ServiceProblem("path_outside_root",
-                             f"{str(reference)!r} is outside the service's data root")
+        raise ServiceProblem(
+            "path_outside_root",
+            f"{str(reference)!r} is outside the service's data root",
+        )
     return candidate
 
 
@@ -188,14 +210,27 @@ class BodyLimit:
         import json
 
         status, title = CODES["payload_too_large"]
-        body = json.dumps(Problem(
-            type="urn:asif:problem:payload_too_large", title=title, status=status,
-            detail=f"the request body is over {self.limit} bytes (ASIF_SERVICE_MAX_BODY_BYTES)",
-            code="payload_too_large", instance=scope.get("path"),
-        ).model_dump(exclude_none=True)).encode()
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-            (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+        body = json.dumps(
+            Problem(
+                type="urn:asif:problem:payload_too_large",
+                title=title,
+                status=status,
+                detail=f"the request body is over {self.limit} bytes (ASIF_SERVICE_MAX_BODY_BYTES)",
+                code="payload_too_large",
+                instance=scope.get("path"),
+            ).model_dump(exclude_none=True)
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -228,8 +263,8 @@ def create_app(
         title="ASIF Platform",
         version=__version__,
         description="A CLIP-like classifier made of anchor image-caption pairs, for teams. "
-                    "Every route but /v1/health needs an API key (`asif key create`). "
-                    "Errors are application/problem+json with a stable `code`.",
+        "Every route but /v1/health needs an API key (`asif key create`). "
+        "Errors are application/problem+json with a stable `code`.",
         lifespan=lifespan,
         openapi_url="/v1/openapi.json",
         docs_url="/v1/docs",
@@ -237,8 +272,9 @@ def create_app(
     )
     app.state.asif = ServiceState(settings, served)
     install_handlers(app)
-    app.include_router(routes_collections.router, prefix="/v1")
-    app.include_router(routes_governance.router, prefix="/v1")
+    checks = [Depends(no_nul_in_path)]
+    app.include_router(routes_collections.router, prefix="/v1", dependencies=checks)
+    app.include_router(routes_governance.router, prefix="/v1", dependencies=checks)
     app.add_middleware(BodyLimit, limit=settings.service_max_body_bytes)
 
     @app.get("/v1/health", tags=["service"], summary="Liveness; needs no key")
@@ -246,8 +282,10 @@ def create_app(
         return {"status": "ok", "version": __version__}
 
     _register_problem_schema(app)
-    logger.info("HTTP service ready (data root %s)",
-                "set" if settings.service_data_root else "unset")
+    logger.info(
+        "HTTP service ready (data root %s)",
+        "set" if settings.service_data_root else "unset",
+    )
     return app
 
 

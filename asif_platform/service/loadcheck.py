@@ -83,9 +83,15 @@ class LoadReport:
             "transport_errors": self.client_errors,
             "throughput_rps": round(len(ok) / self.seconds, 2) if self.seconds else 0.0,
             "latency_ms": {
-                "p50": round(float(np.percentile(latencies, 50)), 1) if len(ok) else None,
-                "p95": round(float(np.percentile(latencies, 95)), 1) if len(ok) else None,
-                "p99": round(float(np.percentile(latencies, 99)), 1) if len(ok) else None,
+                "p50": round(float(np.percentile(latencies, 50)), 1)
+                if len(ok)
+                else None,
+                "p95": round(float(np.percentile(latencies, 95)), 1)
+                if len(ok)
+                else None,
+                "p99": round(float(np.percentile(latencies, 99)), 1)
+                if len(ok)
+                else None,
                 "max": round(float(latencies.max()), 1) if len(ok) else None,
             },
             "deletions": len(self.deletions),
@@ -109,7 +115,8 @@ class LoadReport:
             if any(answer.contributors & d.removed for d in earlier):
                 by_client += 1
             if answer.answered_at is not None and any(
-                answer.contributors & d.removed for d in self.deletions
+                answer.contributors & d.removed
+                for d in self.deletions
                 if answer.answered_at > d.completed_at
             ):
                 by_server += 1
@@ -139,6 +146,7 @@ def run_load(
     clients: int = 50,
     seconds: float = 60.0,
     deletion_interval: float = 1.0,
+    min_deletions: int = 0,
     timeout: float = 120.0,
 ) -> LoadReport:
     """Classify from ``clients`` threads for ``seconds`` while one more deletes.
@@ -153,6 +161,8 @@ def run_load(
         clients: Concurrent classifying clients. Defaults to 50.
         seconds: How long the clients classify. Defaults to 60.
         deletion_interval: Pause between deletions, in seconds. Defaults to 1.
+        min_deletions: Keep going past ``seconds`` until this many deletions have
+            receipts (at most until 5 times ``seconds``). Defaults to 0.
         timeout: Per-request timeout. Defaults to 120 seconds.
     """
     report = LoadReport(clients=clients, seconds=seconds)
@@ -163,13 +173,18 @@ def run_load(
 
     def classify_loop(number: int) -> None:
         counter = number
-        with httpx.Client(base_url=url, timeout=timeout,
-                          headers={"Authorization": f"Bearer {classify_key}"}) as client:
+        with httpx.Client(
+            base_url=url,
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {classify_key}"},
+        ) as client:
             while not stop.is_set():
                 sent = time.monotonic()
                 try:
-                    response = client.post(f"/v1/collections/{collection}/classify",
-                                           **make_request(counter))
+                    response = client.post(
+                        f"/v1/collections/{collection}/classify",
+                        **make_request(counter),
+                    )
                 except httpx.HTTPError:
                     with lock:
                         report.client_errors += 1
@@ -180,18 +195,29 @@ def run_load(
                 if response.status_code == 200:
                     body = response.json()
                     answered_at = _parse(body["answered_at"])
-                    contributors = frozenset(c for p in body["predictions"]
-                                             for c in p["contributors"])
+                    contributors = frozenset(
+                        c for p in body["predictions"] for c in p["contributors"]
+                    )
                 with lock:
-                    report.answers.append(Answer(sent, received, response.status_code,
-                                                 answered_at, contributors))
+                    report.answers.append(
+                        Answer(
+                            sent,
+                            received,
+                            response.status_code,
+                            answered_at,
+                            contributors,
+                        )
+                    )
                     cited.extend(contributors)
 
     def delete_loop() -> None:
         deleted: set[str] = set()
         rng = random.Random(0)
-        with httpx.Client(base_url=url, timeout=timeout,
-                          headers={"Authorization": f"Bearer {delete_key}"}) as client:
+        with httpx.Client(
+            base_url=url,
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {delete_key}"},
+        ) as client:
             while not stop.wait(deletion_interval):
                 with lock:
                     candidates = [c for c in cited[-500:] if c not in deleted]
@@ -199,8 +225,10 @@ def run_load(
                     continue
                 anchor = rng.choice(candidates)
                 sent = time.monotonic()
-                created = client.post(f"/v1/collections/{collection}/deletions", json={
-                    "legal_basis": "load test", "anchor_ids": [anchor]})
+                created = client.post(
+                    f"/v1/collections/{collection}/deletions",
+                    json={"legal_basis": "load test", "anchor_ids": [anchor]},
+                )
                 if created.status_code != 201:
                     logger.warning("deletion request refused: %s", created.status_code)
                     continue
@@ -208,21 +236,38 @@ def run_load(
                 applied = client.post(f"/v1/deletions/{request_id}/apply")
                 received = time.monotonic()
                 if applied.status_code != 200:
-                    logger.warning("deletion %d failed: %s", request_id, applied.status_code)
+                    logger.warning(
+                        "deletion %d failed: %s", request_id, applied.status_code
+                    )
                     continue
                 receipt = applied.json()
                 removed = frozenset(receipt["removed_ids"])
                 deleted |= removed
                 with lock:
-                    report.deletions.append(DeletionReceipt(
-                        request_id, sent, received, _parse(receipt["completed_at"]), removed))
+                    report.deletions.append(
+                        DeletionReceipt(
+                            request_id,
+                            sent,
+                            received,
+                            _parse(receipt["completed_at"]),
+                            removed,
+                        )
+                    )
 
-    threads = [threading.Thread(target=classify_loop, args=(n,), daemon=True)
-               for n in range(clients)]
+    threads = [
+        threading.Thread(target=classify_loop, args=(n,), daemon=True)
+        for n in range(clients)
+    ]
     threads.append(threading.Thread(target=delete_loop, daemon=True))
     for thread in threads:
         thread.start()
-    time.sleep(seconds)
+    deadline, cap = started + seconds, started + max(5 * seconds, seconds + 60)
+    while time.monotonic() < cap:
+        time.sleep(0.05)
+        with lock:
+            enough = len(report.deletions) >= min_deletions
+        if enough and time.monotonic() >= deadline:
+            break
     stop.set()
     for thread in threads:
         thread.join(timeout=timeout)

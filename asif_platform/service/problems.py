@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from asif_platform.errors import (
@@ -31,8 +32,15 @@ from asif_platform.errors import (
     SchemaMismatch,
 )
 
-__all__ = ["CODES", "PROBLEM_MEDIA_TYPE", "Problem", "ServiceProblem", "install_handlers",
-           "problem_for", "problem_responses"]
+__all__ = [
+    "CODES",
+    "PROBLEM_MEDIA_TYPE",
+    "Problem",
+    "ServiceProblem",
+    "install_handlers",
+    "problem_for",
+    "problem_responses",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -107,21 +115,41 @@ def problem_for(error: AsifError) -> str:
     return "internal_error"
 
 
-def _response(request: Request, code: str, detail: str,
-              errors: list[dict[str, Any]] | None = None,
-              headers: dict[str, str] | None = None) -> JSONResponse:
+def _response(
+    request: Request,
+    code: str,
+    detail: str,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     status, title = CODES[code]
-    body = Problem(type=f"urn:asif:problem:{code}", title=title, status=status,
-                   detail=detail, code=code, instance=request.url.path, errors=errors)
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=status,
-                        media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+    body = Problem(
+        type=f"urn:asif:problem:{code}",
+        title=title,
+        status=status,
+        detail=detail,
+        code=code,
+        instance=request.url.path,
+        errors=errors,
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
 
 
 def _server_fault(request: Request, code: str, error: BaseException) -> JSONResponse:
     # The message may quote SQL parameters or payloads: log its class, show an id.
     incident = uuid.uuid4().hex[:12]
-    logger.error("%s %s failed with %s (incident %s)", request.method, request.url.path,
-                 type(error).__name__, incident)
+    logger.error(
+        "%s %s failed with %s (incident %s)",
+        request.method,
+        request.url.path,
+        type(error).__name__,
+        incident,
+    )
     return _response(request, code, f"the service failed; incident {incident}")
 
 
@@ -130,30 +158,54 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceProblem)
     async def _service(request: Request, error: ServiceProblem) -> JSONResponse:
-        headers = ({"WWW-Authenticate": "Bearer"}
-                   if CODES[error.code][0] == 401 else None)
+        headers = (
+            {"WWW-Authenticate": "Bearer"} if CODES[error.code][0] == 401 else None
+        )
         return _response(request, error.code, error.detail, headers=headers)
 
     @app.exception_handler(AsifError)
     async def _domain(request: Request, error: AsifError) -> JSONResponse:
         code = problem_for(error)
+        if isinstance(error, CatalogError) and isinstance(error.__cause__, DataError):
+            # The database refused a value the request carried (too long, out of range).
+            return _response(
+                request,
+                "invalid_argument",
+                "a value of the request cannot be stored in the catalog",
+            )
         if CODES[code][0] >= 500:
             return _server_fault(request, code, error)
         return _response(request, code, str(error))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": [str(part) for part in item.get("loc", ())],
-                   "msg": str(item.get("msg", "")), "type": str(item.get("type", ""))}
-                  for item in error.errors()]
-        return _response(request, "validation_failed",
-                         f"{len(errors)} field(s) do not match the API schema", errors)
+    async def _validation(
+        request: Request, error: RequestValidationError
+    ) -> JSONResponse:
+        errors = [
+            {
+                "loc": [str(part) for part in item.get("loc", ())],
+                "msg": str(item.get("msg", "")),
+                "type": str(item.get("type", "")),
+            }
+            for item in error.errors()
+        ]
+        return _response(
+            request,
+            "validation_failed",
+            f"{len(errors)} field(s) do not match the API schema",
+            errors,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-                415: "unsupported_media_type", 401: "unauthenticated",
-                403: "forbidden"}.get(error.status_code, "validation_failed")
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+            415: "unsupported_media_type",
+            401: "unauthenticated",
+            403: "forbidden",
+        }.get(error.status_code, "validation_failed")
         if error.status_code >= 500:
             return _server_fault(request, "internal_error", error)
         return _response(request, code, str(error.detail))
@@ -166,12 +218,25 @@ def install_handlers(app: FastAPI) -> None:
 def problem_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for the given codes (grouped by status)."""
     found: dict[int | str, dict[str, Any]] = {}
-    for code in (*codes, "validation_failed", "unauthenticated", "invalid_key",
-                 "payload_too_large", "internal_error"):
+    for code in (
+        *codes,
+        "validation_failed",
+        "unauthenticated",
+        "invalid_key",
+        "payload_too_large",
+        "internal_error",
+    ):
         status, _ = CODES[code]
-        entry = found.setdefault(status, {
-            "description": "",
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        })
+        entry = found.setdefault(
+            status,
+            {
+                "description": "",
+                "content": {
+                    PROBLEM_MEDIA_TYPE: {
+                        "schema": {"$ref": "#/components/schemas/Problem"}
+                    }
+                },
+            },
+        )
         entry["description"] = ", ".join(filter(None, [entry["description"], code]))
     return found

@@ -9,11 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from asif_platform.ingest.readers import FORMATS
 
 __all__ = [
+    "has_nul",
     "AuditEntryOut",
     "ChainOut",
     "ClassifyOut",
@@ -37,15 +38,38 @@ Aggregation = Literal["mean", "max", "embedding"]
 RowId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
+def has_nul(value: Any) -> bool:
+    """Whether a string anywhere in ``value`` holds a NUL character.
+
+    PostgreSQL cannot store one in a text column, and no name, caption or id needs it.
+    """
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(has_nul(item) for item in value)
+    return False
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if has_nul(data):
+            raise ValueError("text must not contain NUL characters")
+        return data
 
 
 class PolicyIn(_Strict):
     """Consent states and license classes queries exclude (revoked and expired always)."""
 
     exclude_consent: list[ConsentStatus] = Field(default_factory=list, max_length=4)
-    exclude_license_classes: list[LicenseClass] = Field(default_factory=list, max_length=3)
+    exclude_license_classes: list[LicenseClass] = Field(
+        default_factory=list, max_length=3
+    )
 
 
 class CollectionCreate(_Strict):
@@ -55,8 +79,9 @@ class CollectionCreate(_Strict):
     team: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     k: int = Field(default=800, ge=1, le=100_000)
     p: float = Field(default=8.0, gt=0, le=1000)
-    templates: list[str] = Field(default_factory=lambda: ["a photo of a {}."],
-                                 min_length=1, max_length=32)
+    templates: list[str] = Field(
+        default_factory=lambda: ["a photo of a {}."], min_length=1, max_length=32
+    )
     template_aggregation: Aggregation = "mean"
     policy: PolicyIn = Field(default_factory=PolicyIn)
 

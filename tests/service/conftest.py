@@ -55,7 +55,9 @@ def serving(app: FastAPI) -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
@@ -76,10 +78,14 @@ def populate(platform: Platform, data_root: Path) -> dict[str, str]:
     teams.create_team(alice, "vision")
     teams.add_member(alice, "vision", "carol", "viewer")
     alice.create_collection("pets", team="vision", k=8, p=2.0)
-    ingest(alice, "pets", read_pairs(data_root / "pairs" / "pairs.jsonl"), progress=False)
+    ingest(
+        alice, "pets", read_pairs(data_root / "pairs" / "pairs.jsonl"), progress=False
+    )
     teams.create_team(bob, "other")
     bob.create_collection("secret", team="other", k=8, p=2.0)
-    ingest(bob, "secret", read_pairs(data_root / "pairs" / "pairs.jsonl"), progress=False)
+    ingest(
+        bob, "secret", read_pairs(data_root / "pairs" / "pairs.jsonl"), progress=False
+    )
     return {who: create_key(platform, who)[1] for who in ("alice", "bob", "carol")}
 
 
@@ -87,8 +93,12 @@ def populate(platform: Platform, data_root: Path) -> dict[str, str]:
 def live(settings: Settings, pair_folder: Path, tmp_path: Path) -> Iterator[Live]:
     data_root = tmp_path / "data-root"
     shutil.copytree(pair_folder, data_root / "pairs")
-    settings = replace(settings, service_data_root=data_root, service_max_body_bytes=MAX_BODY,
-                       service_max_images=MAX_IMAGES)
+    settings = replace(
+        settings,
+        service_data_root=data_root,
+        service_max_body_bytes=MAX_BODY,
+        service_max_images=MAX_IMAGES,
+    )
     platform = Platform(settings, encoder_loader=fake_loader)  # type: ignore[arg-type]
     keys = populate(platform, data_root)
     with serving(create_app(settings, platform=platform)) as url:

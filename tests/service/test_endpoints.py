@@ -28,29 +28,40 @@ def test_health_and_schema(live: Live) -> None:
         assert client.get("/v1/health").json()["status"] == "ok"
         schema = client.get("/v1/openapi.json").json()
     assert "/v1/collections/{name}/classify" in schema["paths"]
-    assert {"HTTPBearer", "APIKeyHeader"} <= set(schema["components"]["securitySchemes"])
+    assert {"HTTPBearer", "APIKeyHeader"} <= set(
+        schema["components"]["securitySchemes"]
+    )
 
 
 def test_collections_create_list_get_policy(live: Live) -> None:
     with live.client("alice") as client:
-        created = client.post("/v1/collections", json={"name": "birds", "team": "vision"})
+        created = client.post(
+            "/v1/collections", json={"name": "birds", "team": "vision"}
+        )
         assert created.status_code == 201, created.text
         names = [c["name"] for c in client.get("/v1/collections").json()]
         assert names == ["birds", "pets"]
         pets = client.get("/v1/collections/pets").json()
         assert pets["anchors"] == 48
-        policy = client.put("/v1/collections/pets/policy",
-                            json={"exclude_consent": ["unknown"]})
+        policy = client.put(
+            "/v1/collections/pets/policy", json={"exclude_consent": ["unknown"]}
+        )
         assert policy.status_code == 200, policy.text
-        assert policy.json()["policy"] == {"exclude_consent": ["unknown"],
-                                           "exclude_license_classes": []}
-        assert client.get("/v1/whoami").json() == {"principal": "alice",
-                                                   "teams": {"vision": "owner"}}
+        assert policy.json()["policy"] == {
+            "exclude_consent": ["unknown"],
+            "exclude_license_classes": [],
+        }
+        assert client.get("/v1/whoami").json() == {
+            "principal": "alice",
+            "teams": {"vision": "owner"},
+        }
 
 
 def test_classify_uploads_and_paths(live: Live) -> None:
-    files = [("images", ("r.png", png(RED, 1), "image/png")),
-             ("images", ("b.png", png(BLUE, 2), "image/png"))]
+    files = [
+        ("images", ("r.png", png(RED, 1), "image/png")),
+        ("images", ("b.png", png(BLUE, 2), "image/png")),
+    ]
     data = {**LABELS, "image_paths": ["pairs/yellow0.png"], "top": "2"}
     with live.client("carol") as client:
         response = client.post("/v1/collections/pets/classify", files=files, data=data)
@@ -63,9 +74,11 @@ def test_classify_uploads_and_paths(live: Live) -> None:
 
 def test_explain(live: Live) -> None:
     with live.client("carol") as client:
-        response = client.post("/v1/collections/pets/explain",
-                               files={"image": ("r.png", png(RED, 3), "image/png")},
-                               data={"labels": ["red", "blue"], "top": "3"})
+        response = client.post(
+            "/v1/collections/pets/explain",
+            files={"image": ("r.png", png(RED, 3), "image/png")},
+            data={"labels": ["red", "blue"], "top": "3"},
+        )
     assert response.status_code == 200, response.text
     red, blue = response.json()["labels"]
     assert red["score"] > blue["score"] and len(red["contributions"]) == 3
@@ -73,16 +86,23 @@ def test_explain(live: Live) -> None:
 
 
 def test_ingest_upload_and_path(live: Live) -> None:
-    pairs = [{"image": "r.png", "caption": "a red square uploaded", "license": "CC-BY-4.0"},
-             {"image": "b.png", "caption": "a blue square uploaded"}]
-    files = [("images", ("r.png", png(RED, 10), "image/png")),
-             ("images", ("b.png", png(BLUE, 11), "image/png"))]
+    pairs = [
+        {"image": "r.png", "caption": "a red square uploaded", "license": "CC-BY-4.0"},
+        {"image": "b.png", "caption": "a blue square uploaded"},
+    ]
+    files = [
+        ("images", ("r.png", png(RED, 10), "image/png")),
+        ("images", ("b.png", png(BLUE, 11), "image/png")),
+    ]
     (live.data_root / "more").mkdir()
     (live.data_root / "more" / "green.png").write_bytes(png((30, 200, 40), 12))
     (live.data_root / "more" / "green.txt").write_text("a green square on disk\n")
     with live.client("alice") as client:
-        uploaded = client.post("/v1/collections/pets/ingest/upload", files=files,
-                               data={"pairs": json.dumps(pairs), "consent": "granted"})
+        uploaded = client.post(
+            "/v1/collections/pets/ingest/upload",
+            files=files,
+            data={"pairs": json.dumps(pairs), "consent": "granted"},
+        )
         assert uploaded.status_code == 200, uploaded.text
         assert uploaded.json()["pairs_added"] == 2
         on_disk = client.post("/v1/collections/pets/ingest/path", json={"path": "more"})
@@ -96,17 +116,26 @@ def test_versions_consent_deletion_audit(live: Live) -> None:
     with live.client("alice") as client:
         v1 = client.post("/v1/collections/pets/versions", json={"name": "v1"})
         assert v1.status_code == 201, v1.text
-        assert [v["name"] for v in client.get("/v1/collections/pets/versions").json()] == ["v1"]
+        assert [
+            v["name"] for v in client.get("/v1/collections/pets/versions").json()
+        ] == ["v1"]
         assert client.get("/v1/collections/pets/versions/v1").json()["anchors"] == 48
 
-        revoked = client.post("/v1/collections/pets/consent",
-                              json={"status": "revoked", "source_record_ids": ["pairs.jsonl:1"]})
+        revoked = client.post(
+            "/v1/collections/pets/consent",
+            json={"status": "revoked", "source_record_ids": ["pairs.jsonl:1"]},
+        )
         assert revoked.status_code == 200, revoked.text
         assert revoked.json()["pairs"] == 1
 
-        requested = client.post("/v1/collections/pets/deletions", json={
-            "legal_basis": "GDPR Art. 17", "caption_contains": ["red square number 0"],
-            "requester": "someone@example.org"})
+        requested = client.post(
+            "/v1/collections/pets/deletions",
+            json={
+                "legal_basis": "GDPR Art. 17",
+                "caption_contains": ["red square number 0"],
+                "requester": "someone@example.org",
+            },
+        )
         assert requested.status_code == 201, requested.text
         request_id = requested.json()["request"]
         doomed = set(requested.json()["anchor_ids"])
@@ -117,7 +146,9 @@ def test_versions_consent_deletion_audit(live: Live) -> None:
         assert receipt.status_code == 200, receipt.text
         assert set(receipt.json()["removed_ids"]) == doomed
         assert receipt.json()["verification"]["passed"] is True
-        assert client.get(f"/v1/deletions/{request_id}/receipt").json() == receipt.json()
+        assert (
+            client.get(f"/v1/deletions/{request_id}/receipt").json() == receipt.json()
+        )
 
         v2 = client.post("/v1/collections/pets/versions", json={"name": "v2"})
         assert v2.status_code == 201, v2.text
@@ -133,7 +164,9 @@ def test_versions_consent_deletion_audit(live: Live) -> None:
         assert client.get("/v1/audit/verify").json()["ok"] is True
 
         # The deleted pair no longer contributes to any answer.
-        answer = client.post("/v1/collections/pets/classify",
-                             data={**LABELS, "image_paths": ["pairs/red0.png"]}).json()
+        answer = client.post(
+            "/v1/collections/pets/classify",
+            data={**LABELS, "image_paths": ["pairs/red0.png"]},
+        ).json()
     cited = {c for p in answer["predictions"] for c in p["contributors"]}
     assert cited and not cited & doomed

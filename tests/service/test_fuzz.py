@@ -27,8 +27,12 @@ from schemathesis.checks import (
 )
 
 EXAMPLES = int(os.environ.get("ASIF_FUZZ_EXAMPLES", "8"))
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 def test_fuzz_finds_no_server_error(live: Live, tmp_path: Path) -> None:
@@ -44,8 +48,13 @@ def test_fuzz_finds_no_server_error(live: Live, tmp_path: Path) -> None:
         for mode in GenerationMode:
 
             @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                      suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=EXAMPLES,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
             def run(case: schemathesis.Case) -> None:
                 label = case.operation.label
                 if "name" in (case.path_parameters or {}) and cases[label] % 2 == 0:
@@ -56,8 +65,10 @@ def test_fuzz_finds_no_server_error(live: Live, tmp_path: Path) -> None:
                 try:
                     case.validate_response(response, checks=CHECKS)
                 except AssertionError as failure:
-                    failures.append(f"{label} -> {response.status_code}: "
-                                    f"{str(failure).splitlines()[0]}")
+                    failures.append(
+                        f"{label} -> {response.status_code}: "
+                        f"{str(failure).splitlines()[0]}"
+                    )
 
             try:
                 run()
@@ -66,9 +77,11 @@ def test_fuzz_finds_no_server_error(live: Live, tmp_path: Path) -> None:
                 assert mode is GenerationMode.NEGATIVE, operation.label
                 without_negative.append(operation.label)
 
-    summary = (f"fuzz: {sum(cases.values())} cases over {len(cases)} operations, "
-               f"statuses {dict(sorted(statuses.items()))}; no invalid input exists for "
-               f"{sorted(without_negative)}")
+    summary = (
+        f"fuzz: {sum(cases.values())} cases over {len(cases)} operations, "
+        f"statuses {dict(sorted(statuses.items()))}; no invalid input exists for "
+        f"{sorted(without_negative)}"
+    )
     print(f"\n{summary}")
     (tmp_path / "fuzz-summary.txt").write_text(summary + "\n" + "\n".join(failures))
     assert len(cases) == len(list(schema.get_all_operations())) >= 20

@@ -16,7 +16,9 @@ from asif_platform.settings import Settings
 from asif_platform.store import CollectionSchema, ServerAnchorStore, open_store
 
 
-def test_shards_and_replication_reach_create_collection(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shards_and_replication_reach_create_collection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     calls: list[dict[str, Any]] = []
     original = QdrantClient.create_collection
 
@@ -25,8 +27,13 @@ def test_shards_and_replication_reach_create_collection(monkeypatch: pytest.Monk
         return original(self, collection_name, **kwargs)
 
     monkeypatch.setattr(QdrantClient, "create_collection", spy)
-    settings = Settings.from_env({"ASIF_QDRANT_URL": ":memory:", "ASIF_QDRANT_SHARDS": "6",
-                                  "ASIF_QDRANT_REPLICATION": "2"})
+    settings = Settings.from_env(
+        {
+            "ASIF_QDRANT_URL": ":memory:",
+            "ASIF_QDRANT_SHARDS": "6",
+            "ASIF_QDRANT_REPLICATION": "2",
+        }
+    )
     store = open_store(settings)
     assert isinstance(store, ServerAnchorStore)
     store.create(CollectionSchema(name="pets", image_dim=4, text_dim=3))
