@@ -55,13 +55,19 @@ def _sha256(token: str) -> str:
 
 def _info(row: ApiKey) -> ApiKeyInfo:
     return ApiKeyInfo(
-        id=row.id, prefix=row.prefix, principal=row.principal, label=row.label,
-        created_by=row.created_by, created_at=row.created_at.isoformat(),
+        id=row.id,
+        prefix=row.prefix,
+        principal=row.principal,
+        label=row.label,
+        created_by=row.created_by,
+        created_at=row.created_at.isoformat(),
         revoked_at=row.revoked_at.isoformat() if row.revoked_at else None,
     )
 
 
-def create_key(platform: Platform, principal: str, *, label: str = "") -> tuple[ApiKeyInfo, str]:
+def create_key(
+    platform: Platform, principal: str, *, label: str = ""
+) -> tuple[ApiKeyInfo, str]:
     """Make a key for ``principal``; returns its description and the token (shown once).
 
     Raises:
@@ -76,15 +82,24 @@ def create_key(platform: Platform, principal: str, *, label: str = "") -> tuple[
     prefix = secrets.token_hex(_PREFIX_BYTES)
     token = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(_SECRET_BYTES)}"
     with platform.catalog.session() as session:
-        row = ApiKey(prefix=prefix, key_sha256=_sha256(token), principal=principal,
-                     label=label, created_by=platform.settings.principal)
+        row = ApiKey(
+            prefix=prefix,
+            key_sha256=_sha256(token),
+            principal=principal,
+            label=label,
+            created_by=platform.settings.principal,
+        )
         session.add(row)
         session.flush()
         info = _info(row)
 
     logger.info("created API key %d (prefix %s)", info.id, prefix)
-    audit(platform, "key.create", f"key:{info.id}", details={"prefix": prefix,
-                                                               "for": principal})
+    audit(
+        platform,
+        "key.create",
+        f"key:{info.id}",
+        details={"prefix": prefix, "for": principal},
+    )
     return info, token
 
 
@@ -120,7 +135,7 @@ def parse_prefix(token: str) -> str | None:
     """The public prefix of a well-formed token, else None."""
     if not token.startswith(TOKEN_PREFIX):
         return None
-    prefix, underscore, secret = token[len(TOKEN_PREFIX):].partition("_")
+    prefix, underscore, secret = token[len(TOKEN_PREFIX) :].partition("_")
     if not underscore or not secret or len(prefix) != 2 * _PREFIX_BYTES:
         return None
     return prefix

@@ -23,7 +23,9 @@ def _row(d: dict[str, Any]) -> str:
 
 @key.command()
 @click.argument("principal")
-@click.option("--label", default="", help="A note on what the key is for; default none.")
+@click.option(
+    "--label", default="", help="A note on what the key is for; default none."
+)
 @json_option
 @click.pass_context
 def create(ctx: click.Context, principal: str, label: str, as_json: bool) -> None:
@@ -34,8 +36,14 @@ def create(ctx: click.Context, principal: str, label: str, as_json: bool) -> Non
     with platform_from(ctx) as platform:
         info, token = apikeys.create_key(platform, principal, label=label)
     data = {**info.to_dict(), "token": token}
-    emit(data, as_json, lambda d: f"key {d['id']} for {d['principal']}: {d['token']}\n"
-         "store it now: it is not shown again")
+    emit(
+        data,
+        as_json,
+        lambda d: (
+            f"key {d['id']} for {d['principal']}: {d['token']}\n"
+            "store it now: it is not shown again"
+        ),
+    )
 
 
 @key.command(name="list")
