@@ -10,12 +10,14 @@ The catalog is the source of truth. Per collection, the check finds:
 
 Reports name ids and payload field names only, never payload values or captions.
 
-Repair deletes orphans and rewrites drifted payloads. Vectors are not in the catalog,
-so a missing point cannot be rebuilt here. A re-run of the ingest that added it skips
-it too (the catalog already has the anchor), so repair deletes its catalog row
-instead, and the next run of that ingest re-encodes it. Rows holding what a re-ingest
-cannot restore are kept: members of frozen versions (deleting them would change the
-version) and anchors whose consent was revoked or changed after their ingest.
+Repair deletes orphans and rewrites drifted payloads. A missing point is encoded again
+from its catalog row (the caption, and the image file if it is still there with the
+stored sha256) with the collection's own encoders, unless a deletion tombstoned it.
+Where that is impossible, a re-run of the ingest that added it would skip it too (the
+catalog already has the anchor), so repair deletes its catalog row instead, and the
+next run of that ingest re-encodes it. Rows holding what a re-ingest cannot restore
+are kept: members of frozen versions (deleting them would change the version) and
+anchors whose consent was revoked or changed after their ingest.
 
 Do not repair a collection while an ingest into it is running: a batch written to
 Qdrant but not yet committed looks like orphans.
@@ -23,11 +25,14 @@ Qdrant but not yet committed looks like orphans.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from PIL import Image
 from sqlalchemy import and_, delete, or_, select
 
 from asif_platform.audit import audit
@@ -39,7 +44,10 @@ from asif_platform.catalog import (
     Version,
     VersionMember,
 )
+from asif_platform.encoders.preprocessing import load_image
+from asif_platform.errors import EncoderError
 from asif_platform.ingest.payload import anchor_payload
+from asif_platform.ingest.pipeline import sha256_text
 
 if TYPE_CHECKING:
     from asif_platform.platform import Platform
@@ -148,8 +156,10 @@ class RepairReport:
         collection: Collection name.
         orphans_deleted: Orphan points deleted from Qdrant.
         payloads_rewritten: Points whose payload was rewritten from the catalog.
-        catalog_rows_deleted: Rows of anchors without a point, deleted so that
-            re-running their ingest re-encodes them.
+        points_reencoded: Points missing from Qdrant, encoded again from their
+            catalog row (caption, and the image file when its sha256 still matches).
+        catalog_rows_deleted: Rows of anchors without a point that could not be
+            re-encoded, deleted so that re-running their ingest re-encodes them.
         missing_left: Ids of anchors without a point that repair left as they are.
         advice: What is left to do, in words.
     """
@@ -158,6 +168,7 @@ class RepairReport:
     orphans_deleted: int = 0
     payloads_rewritten: int = 0
     catalog_rows_deleted: int = 0
+    points_reencoded: int = 0
     missing_left: list[int] = field(default_factory=list)
     advice: list[str] = field(default_factory=list)
 
@@ -165,6 +176,7 @@ class RepairReport:
     def changed(self) -> bool:
         return bool(
             self.orphans_deleted or self.payloads_rewritten or self.catalog_rows_deleted
+            or self.points_reencoded
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -283,12 +295,23 @@ def repair(
         result.payloads_rewritten = _rewrite_payloads(
             platform, collection, sorted(report.payload_drift)
         )
-    if report.missing_in_qdrant and reingest_missing:
-        result.catalog_rows_deleted, result.missing_left = _forget_missing(
-            platform, collection, report.missing_in_qdrant
+    missing = list(report.missing_in_qdrant)
+    if missing:
+        result.points_reencoded, missing, deleting = _reencode_missing(
+            platform, collection, missing
         )
-    elif report.missing_in_qdrant:
-        result.missing_left = list(report.missing_in_qdrant)
+        if deleting:
+            # An interrupted deletion: its own re-run finishes these, not the doctor.
+            result.advice.append(
+                f"{len(deleting)} anchors without a point are being deleted; run "
+                "`asif deletion apply` on their pending request to finish"
+            )
+    if missing and reingest_missing:
+        result.catalog_rows_deleted, result.missing_left = _forget_missing(
+            platform, collection, missing
+        )
+    elif missing:
+        result.missing_left = missing
 
     if result.catalog_rows_deleted:
         result.advice.append(
@@ -317,6 +340,7 @@ def repair(
             "orphans_deleted": result.orphans_deleted,
             "payloads_rewritten": result.payloads_rewritten,
             "catalog_rows_deleted": result.catalog_rows_deleted,
+            "points_reencoded": result.points_reencoded,
         })
     return result
 
@@ -359,12 +383,77 @@ def _rewrite_payloads(
     return rewritten
 
 
+def _reencode_missing(
+    platform: Platform, collection: Collection, ids: Sequence[int]
+) -> tuple[int, list[int]]:
+    """Encode points missing from Qdrant again from their catalog rows.
+
+    Only rows whose image file still has the stored sha256, whose caption still has
+    its stored hash and that no deletion has tombstoned are restored, with the
+    collection's own encoders (checked by fingerprint) and the catalog's payload.
+
+    Returns:
+        (points restored, ids still missing, ids left alone because a deletion
+        tombstoned them).
+    """
+    image_encoder, text_encoder = platform.encoders_for(collection)
+    restored = 0
+    left: list[int] = []
+    deleting: list[int] = []
+    for chunk in _chunks(ids):
+        present = platform.store.retrieve(collection.name, chunk)
+        with platform.catalog.session() as session:
+            tombstoned = set(session.scalars(
+                select(Tombstone.anchor_id).where(Tombstone.anchor_id.in_(chunk))))
+            rows = {row.id: row for row in session.scalars(select(Anchor).where(
+                Anchor.collection_id == collection.id, Anchor.id.in_(chunk)))}
+        usable, images = [], []
+        for anchor_id in chunk:
+            row = rows.get(anchor_id)
+            if anchor_id in present or row is None:
+                continue  # restored or removed since the check
+            if anchor_id in tombstoned:
+                deleting.append(anchor_id)
+                continue
+            image = _unchanged_image(row)
+            if image is None or sha256_text(row.caption) != row.caption_sha256:
+                left.append(anchor_id)
+                continue
+            usable.append(row)
+            images.append(image)
+        if not usable:
+            continue
+        payloads = _expected_payloads(platform, collection, [row.id for row in usable])
+        platform.store.upsert(
+            collection.name,
+            [row.id for row in usable],
+            image_encoder.encode(images),
+            text_encoder.encode([row.caption for row in usable]),
+            [payloads[row.id] for row in usable],
+        )
+        restored += len(usable)
+    logger.info("doctor re-encoded %d missing points of %s; %d could not be",
+                restored, collection.name, len(left))
+    return restored, left, deleting
+
+
+def _unchanged_image(row: Anchor) -> Image.Image | None:
+    """The row's image, if its file is readable and still has the stored sha256."""
+    try:
+        data = Path(row.image_ref).read_bytes()
+    except OSError:
+        return None
+    if hashlib.sha256(data).hexdigest() != row.image_sha256:
+        return None
+    try:
+        return load_image(data)
+    except EncoderError:
+        return None
+
+
 def _forget_missing(
     platform: Platform, collection: Collection, ids: Sequence[int]
 ) -> tuple[int, list[int]]:
-    # TODO: re-encode missing points from their catalog rows (image_ref, caption)
-    # with the collection's encoders; rows that must be kept could then be repaired
-    # too, and no row would have to be deleted for a re-ingest.
     deleted = 0
     kept: list[int] = []
     for chunk in _chunks(ids):

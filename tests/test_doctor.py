@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 from fakes import fake_loader
 from sqlalchemy import delete, func, select
 
+import asif_platform.deletion as deletion
 import asif_platform.doctor as doctor_module
 import asif_platform.platform as platform_module
 from asif_platform.catalog import Anchor, Collection, VersionMember
 from asif_platform.cli import cli
 from asif_platform.consent import PairSelector, change_consent
+from asif_platform.deletion import DeletionSelector, apply_request, create_request
 from asif_platform.doctor import CollectionReport, check, repair
 from asif_platform.errors import CatalogError, NotFound
 from asif_platform.ingest.pipeline import ingest
@@ -37,6 +40,14 @@ def catalog_ids(platform: Platform) -> list[int]:
 def revision(platform: Platform) -> int:
     with platform.catalog.session() as session:
         return session.scalars(select(Collection.revision)).one()
+
+
+def hide_images(platform: Platform, ids: list[int]) -> None:
+    """Move the image files of these anchors away: their points cannot be re-encoded."""
+    with platform.catalog.session() as session:
+        refs = set(session.scalars(select(Anchor.image_ref).where(Anchor.id.in_(ids))))
+    for ref in refs:
+        Path(ref).rename(ref + ".moved")
 
 
 def only(reports: list[CollectionReport]) -> CollectionReport:
@@ -113,11 +124,47 @@ def test_orphans_of_a_crashed_ingest_are_deleted(
     assert only(check(platform)).consistent
 
 
+def test_lost_points_are_re_encoded_from_the_catalog(ingested: Platform) -> None:
+    ids = catalog_ids(ingested)
+    lost = ids[:5]
+    before = ingested.store.retrieve("colours", lost, with_vectors=True)
+    ingested.store.delete("colours", lost)
+    # A deletion that recorded its intent (tombstones) but crashed after the Qdrant
+    # delete must not be undone by the doctor.
+    request = create_request(ingested, "colours", DeletionSelector(anchor_ids=(lost[0],)),
+                             legal_basis="test")
+    with pytest.raises(RuntimeError, match="crash"):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(deletion, "verify_deleted", crash)
+            apply_request(ingested, request)
+
+    repaired = repair(ingested, only(check(ingested)))
+
+    assert repaired.points_reencoded == 4 and repaired.catalog_rows_deleted == 0
+    assert "being deleted" in repaired.advice[0]
+    after = ingested.store.retrieve("colours", lost, with_vectors=True)
+    assert lost[0] not in after
+    for anchor_id in lost[1:]:
+        np.testing.assert_allclose(after[anchor_id]["image"], before[anchor_id]["image"],
+                                   atol=1e-6)
+        # The fake text encoder adds 1e-3 at the row's batch position (a tie-breaker).
+        np.testing.assert_allclose(after[anchor_id]["text"], before[anchor_id]["text"],
+                                   atol=2e-3)
+        assert after[anchor_id]["payload"] == before[anchor_id]["payload"]
+    apply_request(ingested, request)  # the interrupted deletion still completes
+    assert only(check(ingested)).consistent and catalog_count(ingested) == 47
+
+
+def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
+    raise RuntimeError("simulated crash")
+
+
 def test_point_lost_behind_the_catalog_is_re_ingested_after_repair(
     ingested: Platform, pair_folder: Path
 ) -> None:
     lost = catalog_ids(ingested)[:3]
     ingested.store.delete("colours", lost)
+    hide_images(ingested, lost)  # so they cannot be re-encoded from the catalog
 
     report = only(check(ingested))
     assert report.missing_in_qdrant == lost
@@ -127,9 +174,9 @@ def test_point_lost_behind_the_catalog_is_re_ingested_after_repair(
     assert any(f"run {run_id}" in line and "re-run the ingest" in line
                for line in report.advice())
 
-    # Re-running the ingest alone does not bring them back: the catalog has them.
+    # Re-running the ingest alone does not bring them back.
     rerun = ingest(ingested, "colours", read_pairs(pair_folder / "pairs.jsonl"))
-    assert (rerun.already_present, rerun.pairs_added) == (48, 0)
+    assert rerun.pairs_added == 0
     assert only(check(ingested)).missing_in_qdrant == lost
 
     repaired = repair(ingested, only(check(ingested)))
@@ -138,6 +185,8 @@ def test_point_lost_behind_the_catalog_is_re_ingested_after_repair(
     assert only(check(ingested)).consistent
     assert catalog_count(ingested) == 45
 
+    for moved in pair_folder.glob("*.moved"):  # the images are back
+        moved.rename(moved.with_suffix(""))
     again = ingest(ingested, "colours", read_pairs(pair_folder / "pairs.jsonl"))
     assert (again.already_present, again.pairs_added) == (45, 3)
     assert ingested.store.count("colours") == catalog_count(ingested) == 48
@@ -153,6 +202,7 @@ def test_rows_a_re_ingest_cannot_restore_are_kept(ingested: Platform) -> None:
     change_consent(ingested, "colours", PairSelector(anchor_ids=(ids[1],)), "granted")
     lost = ids[:4]  # not in v1, then: consent changed, member, member
     ingested.store.delete("colours", lost)
+    hide_images(ingested, lost)
 
     repaired = repair(ingested, only(check(ingested)))
 
@@ -165,6 +215,7 @@ def test_rows_a_re_ingest_cannot_restore_are_kept(ingested: Platform) -> None:
 def test_repair_can_leave_missing_rows(ingested: Platform) -> None:
     lost = catalog_ids(ingested)[:1]
     ingested.store.delete("colours", lost)
+    hide_images(ingested, lost)
     repaired = repair(ingested, only(check(ingested)), reingest_missing=False)
     assert (repaired.catalog_rows_deleted, repaired.missing_left) == (0, lost)
     assert catalog_count(ingested) == 48

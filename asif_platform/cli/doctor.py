@@ -62,6 +62,7 @@ def _collection_text(entry: dict[str, Any]) -> str:
         lines.append(
             f"  repaired: {repaired['orphans_deleted']} orphans deleted, "
             f"{repaired['payloads_rewritten']} payloads rewritten, "
+            f"{repaired['points_reencoded']} points re-encoded, "
             f"{repaired['catalog_rows_deleted']} catalog rows deleted for re-ingest"
         )
         lines.append("  after repair: " + _state_text(entry["after"], "    "))
