@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from alembic import command
+from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
 from asif_platform.catalog.database import (
@@ -59,10 +60,17 @@ def current(ctx: click.Context, as_json: bool) -> None:
 
 
 @db.command()
+@json_option
 @click.pass_context
-def history(ctx: click.Context) -> None:
+def history(ctx: click.Context, as_json: bool) -> None:
     """List the migrations, newest first.
 
-    Example: asif db history
+    Example: asif db history --json
     """
-    command.history(alembic_config(ctx.obj["settings"].sqlalchemy_url))
+    config = alembic_config(ctx.obj["settings"].sqlalchemy_url)
+    if not as_json:
+        command.history(config)
+        return
+    scripts = ScriptDirectory.from_config(config)
+    emit([{"revision": script.revision, "down_revision": script.down_revision,
+           "message": script.doc} for script in scripts.walk_revisions()], True, str)

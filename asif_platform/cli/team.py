@@ -83,9 +83,14 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
 @team.command()
 @click.argument("collection")
 @click.argument("name")
+@json_option
 @click.pass_context
-def claim(ctx: click.Context, collection: str, name: str) -> None:
-    """Give COLLECTION, made before teams existed, to team NAME (its owners only)."""
+def claim(ctx: click.Context, collection: str, name: str, as_json: bool) -> None:
+    """Give COLLECTION, made before teams existed, to team NAME (its owners only).
+
+    Example: asif team claim flickr8k vision
+    """
     with platform_from(ctx) as platform:
         teams.claim_collection(platform, collection, name)
-    click.echo(f"collection {collection} now belongs to team {name}")
+    emit({"collection": collection, "team": name}, as_json,
+         lambda d: f"collection {d['collection']} now belongs to team {d['team']}")

@@ -238,3 +238,10 @@ def test_principal_names_are_checked(run) -> None:  # type: ignore[no-untyped-de
     bad = run("--as", "bob smith; drop", "collection", "list")
     assert bad.exit_code == 2 and "invalid principal name" in bad.output
     assert run("--as", "bob.smith@example.org", "collection", "list").exit_code == 0
+
+
+def test_db_history_as_json(run) -> None:  # type: ignore[no-untyped-def]
+    history = ok(run("db", "history", "--json"))
+    assert history[-1]["down_revision"] is None  # oldest last
+    assert all(entry["revision"] and entry["message"] for entry in history)
+    assert history[0]["revision"] == ok(run("db", "current", "--json"))["head"]
