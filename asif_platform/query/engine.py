@@ -160,11 +160,15 @@ class QueryEngine:
     # Retrieval
 
     def image_results(
-        self, image_vectors: np.ndarray, options: QueryOptions, limit: int | None = None
+        self,
+        image_vectors: np.ndarray,
+        options: QueryOptions,
+        limit: int | None = None,
+        live: _LiveState | None = None,
     ) -> list[SearchResult]:
         """Top anchors of each image by image-image similarity."""
         limit = limit or options.k
-        live = self._live()
+        live = live or self._live()
         return self.platform.store.search(
             self.name,
             "image",
@@ -176,7 +180,11 @@ class QueryEngine:
         )
 
     def text_results(
-        self, labels: Sequence[str], options: QueryOptions, limit: int | None = None
+        self,
+        labels: Sequence[str],
+        options: QueryOptions,
+        limit: int | None = None,
+        live: _LiveState | None = None,
     ) -> list[SearchResult]:
         """Top anchors of each candidate prompt, cached per collection revision.
 
@@ -186,7 +194,7 @@ class QueryEngine:
         if not labels:
             raise ConfigError("at least one label is needed")
         limit = limit or options.k
-        live = self._live()
+        live = live or self._live()
         anchor_filter = self._filter(options, live)
         key = (
             live.revision,
@@ -277,8 +285,9 @@ class QueryEngine:
         self, image_vectors: np.ndarray, labels: Sequence[str], options: QueryOptions
     ) -> np.ndarray:
         """(n_images, n_labels) scores for already-encoded images."""
-        text = self.text_results(labels, options)
-        image = self.image_results(image_vectors, options)
+        live = self._live()  # one catalog round trip for both sides
+        text = self.text_results(labels, options, live=live)
+        image = self.image_results(image_vectors, options, live=live)
         return self.scores(image, text, len(labels), options)
 
     def explain_vector(
