@@ -397,3 +397,18 @@ def test_nul_characters_are_refused_before_the_catalog(live: Live) -> None:
                   "version": "v\x00"},
         )
         assert_problem(response, 422, "invalid_argument")
+
+
+def test_ids_too_large_for_the_catalog_are_refused(live: Live) -> None:
+    # A 64-bit ingest-run id reached SQLite as an OverflowError; found by the fuzz run.
+    with live.client("alice") as client:
+        response = client.post(
+            "/v1/collections/pets/versions", json={"name": "v9", "ingest_runs": [2**40]}
+        )
+        assert_problem(response, 422, "validation_failed")
+        assert_problem(client.get(f"/v1/deletions/{2**40}"), 422, "validation_failed")
+        response = client.post(
+            "/v1/collections/pets/consent",
+            json={"status": "revoked", "anchor_ids": [str(2**64)]},
+        )
+        assert_problem(response, 422, "invalid_argument")
