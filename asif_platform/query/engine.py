@@ -49,6 +49,10 @@ class QueryOptions:
             collection's policy (``{"exclude_consent": [...],
             "exclude_license_classes": [...]}``); a call can only narrow. Revoked
             and expired consent are always excluded.
+        oversampling: In an int8 collection, candidates ranked with the int8 copies
+            per anchor kept, before rescoring with the float32 originals. Defaults
+            to 2.0 (with 1.0, int8 rounding costs top-k recall); no effect on
+            float32 collections.
     """
 
     k: int
@@ -59,6 +63,7 @@ class QueryOptions:
     hnsw_ef: int | None
     anchor_filter: AnchorFilter | None = None
     policy: Mapping[str, Sequence[str]] | None = None
+    oversampling: float = 2.0
 
     def ef_for(self, limit: int) -> int | None:
         if self.exact:
@@ -177,6 +182,7 @@ class QueryEngine:
             exact=options.exact,
             hnsw_ef=options.ef_for(limit),
             anchor_filter=self._filter(options, live),
+            oversampling=options.oversampling,
         )
 
     def text_results(
@@ -206,6 +212,7 @@ class QueryEngine:
             limit,
             options.exact,
             options.ef_for(limit),
+            options.oversampling,
         )
         cached = self._text_cache.get(key)
         if cached is None:
@@ -228,6 +235,7 @@ class QueryEngine:
             exact=options.exact,
             hnsw_ef=options.ef_for(limit),
             anchor_filter=anchor_filter,
+            oversampling=options.oversampling,
         )
         self.text_queries += len(vectors)
         self._remember(key, results)
