@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy import select
 
 from asif_platform import teams
-from asif_platform.audit import verify_chain
+from asif_platform.audit import verify_chain, visible_entries
 from asif_platform.catalog import Anchor, AuditEntry, DeletionRequest, Tombstone
 from asif_platform.consent import PairSelector, change_consent
 from asif_platform.deletion import (
@@ -334,33 +334,34 @@ def collection_audit(
     last: Annotated[int, Query(ge=1, le=1000)] = 20,
     platform: Platform = Acting,
 ) -> list[dict[str, Any]]:
-    collection = platform.get_collection(name, "admin")
-    with platform.catalog.session() as session:
-        requests = session.scalars(
-            select(DeletionRequest.id).where(
-                DeletionRequest.collection_id == collection.id
-            )
-        ).all()
-        targets = [f"collection:{name}", *(f"deletion:{i}" for i in requests)]
-        entries = session.scalars(
-            select(AuditEntry)
-            .where(AuditEntry.target.in_(targets))
-            .order_by(AuditEntry.id.desc())
-            .limit(last)
-        ).all()
-    return [
-        {
-            "id": e.id,
-            "at": e.at.isoformat(),
-            "principal": e.principal,
-            "action": e.action,
-            "target": e.target,
-            "outcome": e.outcome,
-            "details": e.details,
-            "entry_sha256": e.entry_sha256,
-        }
-        for e in reversed(entries)
-    ]
+    return [_entry(e) for e in visible_entries(platform, collection=name, last=last)]
+
+
+@router.get(
+    "/audit",
+    response_model=list[AuditEntryOut],
+    tags=["audit"],
+    summary="The latest entries of your own actions and of collections you own",
+    responses=problem_responses(),
+)
+def audit_list(
+    last: Annotated[int, Query(ge=1, le=1000)] = 20,
+    platform: Platform = Acting,
+) -> list[dict[str, Any]]:
+    return [_entry(e) for e in visible_entries(platform, last=last)]
+
+
+def _entry(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "at": entry.at.isoformat(),
+        "principal": entry.principal,
+        "action": entry.action,
+        "target": entry.target,
+        "outcome": entry.outcome,
+        "details": entry.details,
+        "entry_sha256": entry.entry_sha256,
+    }
 
 
 @router.get(

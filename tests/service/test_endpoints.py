@@ -162,6 +162,11 @@ def test_versions_consent_deletion_audit(live: Live) -> None:
         assert "consent.revoked" in actions and "deletion.finalize" in actions
         assert "someone@example.org" not in json.dumps(entries)
         assert client.get("/v1/audit/verify").json()["ok"] is True
+        mine = client.get("/v1/audit", params={"last": 1000}).json()
+        assert {e["target"] for e in mine} >= {
+            "collection:pets",
+            f"deletion:{request_id}",
+        }
 
         # The deleted pair no longer contributes to any answer.
         answer = client.post(
