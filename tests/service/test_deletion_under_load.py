@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Live
+from service_support import Live, live_fixture  # noqa: F401 - provides `live`
 from test_endpoints import LABELS
 
 from asif_platform.service.loadcheck import run_load

@@ -6,8 +6,8 @@ import io
 import json
 
 import numpy as np
-from conftest import Live
 from PIL import Image
+from service_support import Live, live_fixture  # noqa: F401 - provides `live`
 
 
 def png(rgb: tuple[int, int, int], seed: int = 0) -> bytes:

@@ -15,7 +15,6 @@ from collections import Counter
 from pathlib import Path
 
 import schemathesis
-from conftest import Live
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -25,6 +24,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from service_support import Live, live_fixture  # noqa: F401 - provides `live`
 
 EXAMPLES = int(os.environ.get("ASIF_FUZZ_EXAMPLES", "8"))
 CHECKS = [

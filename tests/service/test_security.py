@@ -10,7 +10,13 @@ import socket
 from dataclasses import replace
 
 import httpx
-from conftest import MAX_BODY, MAX_IMAGES, Live, serving
+from service_support import (  # noqa: F401 - live_fixture provides `live`
+    MAX_BODY,
+    MAX_IMAGES,
+    Live,
+    live_fixture,
+    serving,
+)
 from sqlalchemy import select
 from test_endpoints import LABELS, RED, png
 

@@ -1,4 +1,7 @@
-"""A real uvicorn server on 127.0.0.1 with two teams, three keys and two collections.
+"""The live-server fixture of the service tests: uvicorn on 127.0.0.1, two teams.
+
+Imported by the test modules (not a conftest, whose module name would shadow
+tests/conftest.py for the other tests).
 
 alice owns team ``vision`` and its collection ``pets``; carol is a viewer there;
 bob owns team ``other`` and its collection ``secret``. The server is started in a
@@ -89,8 +92,8 @@ def populate(platform: Platform, data_root: Path) -> dict[str, str]:
     return {who: create_key(platform, who)[1] for who in ("alice", "bob", "carol")}
 
 
-@pytest.fixture
-def live(settings: Settings, pair_folder: Path, tmp_path: Path) -> Iterator[Live]:
+@pytest.fixture(name="live")
+def live_fixture(settings: Settings, pair_folder: Path, tmp_path: Path) -> Iterator[Live]:
     data_root = tmp_path / "data-root"
     shutil.copytree(pair_folder, data_root / "pairs")
     settings = replace(
