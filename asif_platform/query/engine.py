@@ -17,7 +17,7 @@ from asif_platform.catalog import Anchor, Collection, utcnow
 from asif_platform.encoders.base import ImageEncoder, TextEncoder
 from asif_platform.errors import ConfigError
 from asif_platform.query.cache import TextResultCache, text_cache_dir
-from asif_platform.query.relative import anchor_vocabulary, overlap_scores, relative_matrix
+from asif_platform.query.relative import anchor_vocabulary, relative_matrix
 from asif_platform.store.base import AnchorFilter, SearchResult
 
 if TYPE_CHECKING:
@@ -261,11 +261,11 @@ class QueryEngine:
         The text side's relative vectors are built once per cached result set, on
         the anchors it touches; image entries outside them cannot overlap and drop.
         """
-        vocabulary, text_relative = self._text_relative(text_results, options)
+        vocabulary, text_columns = self._text_relative(text_results, options)
         image_relative = relative_matrix(
             image_results, vocabulary, options.k, options.p, restrict=True
         )
-        per_prompt = overlap_scores(image_relative, text_relative)  # (n_images, n_prompts)
+        per_prompt = (image_relative @ text_columns).toarray()  # (n_images, n_prompts)
         if options.aggregation == "embedding":
             return per_prompt
         per_template = per_prompt.reshape(len(image_results), n_labels, -1)
@@ -276,13 +276,14 @@ class QueryEngine:
     def _text_relative(
         self, text_results: Sequence[SearchResult], options: QueryOptions
     ) -> tuple[np.ndarray, sp.csr_matrix]:
-        """(vocabulary, (n_prompts, n_columns) relative vectors) of a text side."""
+        """(vocabulary, (n_columns, n_prompts) relative vectors) of a text side,
+        transposed once here rather than in every product."""
         key = (id(text_results), options.k, options.p)
         cached = self._relative_cache.get(key)
         if cached is not None and cached[0] is text_results:
             return cached[1], cached[2]
         vocabulary = anchor_vocabulary(text_results)
-        matrix = relative_matrix(text_results, vocabulary, options.k, options.p)
+        matrix = relative_matrix(text_results, vocabulary, options.k, options.p).T.tocsr()
         if len(self._relative_cache) > 16:
             self._relative_cache.clear()
         # The results object is kept in the entry, so its id cannot be reused.
