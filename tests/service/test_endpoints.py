@@ -175,3 +175,27 @@ def test_versions_consent_deletion_audit(live: Live) -> None:
         ).json()
     cited = {c for p in answer["predictions"] for c in p["contributors"]}
     assert cited and not cited & doomed
+
+
+def test_deleting_the_last_pair_of_an_upload_unlinks_the_file(live: Live) -> None:
+    pairs = [
+        {"image": "r.png", "caption": "one caption of the upload"},
+        {"image": "r.png", "caption": "another caption of it"},
+    ]
+    files = [("images", ("r.png", png(RED, 20), "image/png"))]
+    uploads = live.platform.settings.home / "uploads"
+    with live.client("alice") as client:
+        added = client.post(
+            "/v1/collections/pets/ingest/upload",
+            files=files,
+            data={"pairs": json.dumps(pairs)},
+        )
+        assert added.json()["pairs_added"] == 2
+        (stored,) = uploads.iterdir()
+        for caption, left in (("one caption", True), ("another caption", False)):
+            request = client.post(
+                "/v1/collections/pets/deletions",
+                json={"legal_basis": "test", "caption_contains": [caption]},
+            ).json()["request"]
+            assert client.post(f"/v1/deletions/{request}/apply").status_code == 200
+            assert stored.exists() is left
