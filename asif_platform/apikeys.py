@@ -24,7 +24,15 @@ from asif_platform.errors import ConfigError, NotFound
 if TYPE_CHECKING:
     from asif_platform.platform import Platform
 
-__all__ = ["ApiKeyInfo", "authenticate", "create_key", "list_keys", "revoke_key"]
+__all__ = [
+    "TOKEN_PREFIX",
+    "ApiKeyInfo",
+    "authenticate",
+    "create_key",
+    "list_keys",
+    "parse_prefix",
+    "revoke_key",
+]
 
 logger = logging.getLogger(__name__)
 
