@@ -171,8 +171,10 @@ class DenseASIF:
 
     def __init__(self, anchor_images: np.ndarray, anchor_texts: np.ndarray, k: int,
                  p: float, budget_bytes: int = 1 << 30) -> None:
-        self.images = torch.from_numpy(np.ascontiguousarray(anchor_images))
-        self.texts = torch.from_numpy(np.ascontiguousarray(anchor_texts))
+        # Copied into RAM, as the official implementation holds its anchors: reading
+        # them from a memory-mapped file would time the disk, not the method.
+        self.images = torch.from_numpy(np.array(anchor_images, dtype=np.float32))
+        self.texts = torch.from_numpy(np.array(anchor_texts, dtype=np.float32))
         self.k, self.p, self.budget = k, p, budget_bytes
 
     def relative(self, queries: np.ndarray, anchors: torch.Tensor,
