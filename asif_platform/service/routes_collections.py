@@ -110,9 +110,11 @@ def get_collection(name: COLLECTION, platform: Platform = Acting) -> dict[str, A
     responses=problem_responses("not_found", "forbidden", "invalid_argument"),
 )
 def set_policy(
-    name: COLLECTION, body: PolicyIn, platform: Platform = Acting
+    request: Request, name: COLLECTION, body: PolicyIn, platform: Platform = Acting
 ) -> dict[str, Any]:
-    return platform.set_policy(name, body.model_dump()).to_dict()
+    # Under the lock: a query must not see one policy on one side, another on the other.
+    with state_of(request).exclusive():
+        return platform.set_policy(name, body.model_dump()).to_dict()
 
 
 # Ingest
