@@ -206,6 +206,11 @@ def ingest(
                     report, timer,
                 )
                 bar.update(written)
+        phase = time.perf_counter()
+        # Index what was written (also what an earlier, interrupted run wrote);
+        # a no-op when everything is indexed already.
+        platform.store.optimize(collection_name)
+        timer.add("index", phase)
     except BaseException:
         _finish_run(platform, run_id, report, datasets=None, status="failed")
         raise

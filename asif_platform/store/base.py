@@ -234,6 +234,13 @@ class AnchorStore(ABC):
         segments on its own schedule (see its ``optimizers_config``).
         """
 
+    def optimize(self, name: str) -> None:  # noqa: B027 - optional hook
+        """Build the HNSW graphs and int8 copies of newly written points; blocks.
+
+        The default does nothing: a Qdrant server's optimizer indexes segments on
+        its own, in the background, once they pass its ``indexing_threshold``.
+        """
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources; the default does nothing."""
 

@@ -330,6 +330,7 @@ class EdgeAnchorStore(AnchorStore):
         del self._shards[name]
         fresh.rename(done)  # the new shard is complete
         self._recover(name)
+        self.optimize(name)  # the rewritten points are not indexed yet
         logger.info("compacted Qdrant Edge shard %s", name)
 
     def _recover(self, name: str) -> None:
@@ -345,9 +346,14 @@ class EdgeAnchorStore(AnchorStore):
         shutil.rmtree(fresh, ignore_errors=True)
 
     def optimize(self, name: str) -> None:
-        """Merge segments and build the HNSW index; blocks until done."""
+        """Merge segments and build the HNSW graphs and int8 copies; blocks.
+
+        Qdrant Edge has no background optimizer: without this, new points are
+        searched by brute force and an int8 collection keeps no int8 copies.
+        """
         with _translated("optimize", name):
             self._shard(name).optimize()
+        logger.info("optimized Qdrant Edge shard %s", name)
 
     def close(self) -> None:
         for shard in self._shards.values():

@@ -157,3 +157,18 @@ def test_points_dropped_by_the_engine_are_an_error(
     with pytest.raises(AnchorStoreError, match="missing on read-back"):
         ingest(platform, "colours", read_pairs(pair_folder / "pairs.jsonl"))
     assert catalog_count(platform) == 0
+
+
+def test_ingest_indexes_what_it_wrote(
+    platform: Platform, pair_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Qdrant Edge has no background optimizer: an ingest builds the index itself
+    (HNSW graphs, int8 copies), even when a rerun finds nothing new."""
+    platform.create_collection("colours", quantization="int8")
+    optimized: list[str] = []
+    real_optimize = platform.store.optimize
+    monkeypatch.setattr(platform.store, "optimize",
+                        lambda name: (optimized.append(name), real_optimize(name)))
+    ingest(platform, "colours", read_pairs(pair_folder / "pairs.jsonl"))
+    report = ingest(platform, "colours", read_pairs(pair_folder / "pairs.jsonl"))
+    assert optimized == ["colours", "colours"] and "index" in report.seconds
