@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,6 +99,8 @@ def change_consent(
     if basis is not None and basis not in CONSENT_BASES:
         raise ConfigError(f"consent basis must be one of {', '.join(CONSENT_BASES)}")
     now = utcnow()
+    if expires_at is not None and expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)  # the catalog keeps UTC
     if status == "granted" and expires_at is not None and expires_at <= now:
         raise ConfigError(
             f"the expiry {expires_at.isoformat()} is already past: granted consent would "

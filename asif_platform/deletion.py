@@ -91,7 +91,9 @@ class DeletionSelector:
             (Anchor.image_sha256, self.image_sha256s),
         ]
         found = [column.in_(values) for column, values in columns if values]
-        found += [func.lower(Anchor.caption).contains(t.lower()) for t in self.caption_contains]
+        # A literal substring: % and _ in the text are not wildcards.
+        found += [func.lower(Anchor.caption).contains(t.lower(), autoescape=True)
+                  for t in self.caption_contains]
         return found
 
 
@@ -128,6 +130,8 @@ def create_request(
     """
     if selector.is_empty():
         raise ConfigError("a deletion request needs at least one selector")
+    if any(not text.strip() for text in selector.caption_contains):
+        raise ConfigError("an empty caption text would select every pair; give the text")
     if not legal_basis.strip():
         raise ConfigError("give the legal basis of the request (--basis)")
     collection = platform.get_collection(collection_name, "write")
@@ -168,9 +172,11 @@ def preview_request(platform: Platform, request_id: int, *, content: bool = Fals
     captions and image references only when ``content`` is asked for."""
     request, collection = _request(platform, request_id)
     if request.status in ("finalized", "completed"):
+        finish = ("apply it again to finish it, then its receipt shows what was done"
+                  if request.status == "finalized" else "its receipt shows what was done")
         raise ConfigError(
             f"deletion request {request_id} is {request.status}: its pairs are gone and "
-            f"its selector erased; `asif deletion receipt {request_id}` shows what was done"
+            f"its selector erased; {finish}"
         )
     selector = DeletionSelector.from_dict(request.selector)
     ids = _selected_ids(platform, collection, selector)

@@ -114,7 +114,20 @@ class Provenance:
         object.__setattr__(self, "consent_expires_at", expires)
 
     def with_record(self, columns: dict[str, Any]) -> Provenance:
-        """These defaults overridden by a record's non-empty provenance columns."""
+        """These defaults overridden by a record's non-empty provenance columns.
+
+        Columns are named as the fields or as the ingest options (``consent``,
+        ``consent-expires``, ...); an invalid value raises ConfigError.
+        """
         names = {f.name for f in fields(self)}
-        given = {k: v for k, v in columns.items() if k in names and v not in (None, "")}
+        given: dict[str, Any] = {}
+        for key, value in columns.items():
+            name = str(key).strip().lower().replace("-", "_")
+            name = _COLUMN_ALIASES.get(name, name)
+            if name in names and value not in (None, ""):
+                given[name] = value
         return replace(self, **given) if given else self
+
+
+# Record columns named after the ingest options rather than the fields.
+_COLUMN_ALIASES = {"consent": "consent_status", "consent_expires": "consent_expires_at"}

@@ -181,3 +181,17 @@ def test_requests_need_a_selector_and_a_basis(filled: Platform) -> None:
         create_request(filled, "colours", DeletionSelector(), legal_basis="x")
     with pytest.raises(ConfigError, match="legal basis"):
         create_request(filled, "colours", DeletionSelector(anchor_ids=(1,)), legal_basis=" ")
+
+
+def test_caption_text_is_a_literal_substring(filled: Platform) -> None:
+    """'%' and '_' are not wildcards, and an empty text selects nothing: it is refused."""
+    for text in ("%", "_", "d_g"):
+        request = create_request(filled, "colours", DeletionSelector(caption_contains=(text,)),
+                                 legal_basis="test")
+        assert preview_request(filled, request)["pairs"] == 0, text
+    with pytest.raises(ConfigError, match="empty caption text"):
+        create_request(filled, "colours", DeletionSelector(caption_contains=(" ",)),
+                       legal_basis="test")
+    request = create_request(filled, "colours", DeletionSelector(caption_contains=("RED SQ",)),
+                             legal_basis="test")
+    assert preview_request(filled, request)["pairs"] == 6  # "a red square number 0..5"

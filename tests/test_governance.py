@@ -63,19 +63,25 @@ def test_provenance_per_ingest_and_per_record(platform: Platform, pair_folder: P
     rows[0]["license"] = "CC-BY-NC-4.0"
     rows[1]["license"] = "Not-A-License"
     rows[2]["consent_status"] = "revoked"
+    rows[4]["consent"] = "revoked"  # named as the --consent option
+    rows[5]["consent"] = "maybe"
     (pair_folder / "with-columns.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\n")
     report = ingest(platform, "colours", read_pairs(pair_folder / "with-columns.jsonl"),
-                    provenance=Provenance(license="MIT", creator="the tests"))
-    assert report.pairs_added == 47
-    assert report.invalid_provenance.count == 1 and "Not-A-License" in report.invalid_provenance.examples[0]
+                    provenance=Provenance(license="MIT", creator="the tests",
+                                          consent_status="granted"))
+    assert report.pairs_added == 46
+    assert report.invalid_provenance.count == 2
+    assert "Not-A-License" in report.invalid_provenance.examples[0]
+    assert "'maybe'" in report.invalid_provenance.examples[1]
     with platform.catalog.session() as session:
         anchors = {a.source_record_id: a for a in session.scalars(select(Anchor))}
     first = anchors["with-columns.jsonl:1"]
     assert (first.license, first.creator, first.ingested_by) == ("CC-BY-NC-4.0", "the tests", "tester")
     assert anchors["with-columns.jsonl:3"].consent_status == "revoked"
+    assert anchors["with-columns.jsonl:5"].consent_status == "revoked"
     assert anchors["with-columns.jsonl:4"].license == "MIT"
     point = platform.store.retrieve("colours", [first.id])[first.id]["payload"]
-    assert point["license_class"] == "non-commercial" and point["consent_status"] == "unknown"
+    assert point["license_class"] == "non-commercial" and point["consent_status"] == "granted"
 
 
 def contributors(platform: Platform, tmp_path: Path, **options) -> set[int]:  # type: ignore[no-untyped-def]
@@ -111,6 +117,11 @@ def test_revoked_pairs_never_contribute_and_policies_apply_at_once(
     with pytest.raises(ConfigError, match="already past"):
         change_consent(filled, "colours", PairSelector(anchor_ids=expiring), "granted",
                        expires_at=soon)
+    # A time without a zone is UTC (as the CLI's --expires 2027-06-30), not a crash.
+    later = datetime.now() + timedelta(days=400)
+    change_consent(filled, "colours", PairSelector(anchor_ids=expiring), "granted",
+                   expires_at=later)
+    assert set(expiring) <= contributors(filled, tmp_path)
 
     # A policy excludes a license class on the next query, without re-ingesting.
     with filled.catalog.session() as session:
