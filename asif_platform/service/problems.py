@@ -210,9 +210,14 @@ def install_handlers(app: FastAPI) -> None:
             return _server_fault(request, "internal_error", error)
         return _response(request, code, str(error.detail))
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        return _server_fault(request, "internal_error", error)
+    @app.middleware("http")
+    async def _unexpected(request: Request, call_next: Any) -> Any:
+        # Not an exception_handler(Exception): Starlette re-raises after calling that
+        # one, and the server then logs a traceback, which ends with the message.
+        try:
+            return await call_next(request)
+        except Exception as error:
+            return _server_fault(request, "internal_error", error)
 
 
 def problem_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
