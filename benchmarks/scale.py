@@ -271,9 +271,10 @@ def percentile_ms(seconds: list[float], q: float) -> float:
 
 
 def build(platform: Platform, name: str, images: np.ndarray, texts: np.ndarray,
-          quantization: str | None) -> dict[str, float]:
+          quantization: str | None, m: int, ef_construct: int) -> dict[str, float]:
     platform.create_collection(name, k=K, p=P, templates=TEMPLATES, exact_search=False,
-                               quantization=quantization)
+                               quantization=quantization, hnsw_m=m,
+                               hnsw_ef_construct=ef_construct)
     started = time.perf_counter()
     for start in range(0, len(images), 2000):
         stop = min(start + 2000, len(images))
@@ -388,6 +389,9 @@ def main() -> None:
     parser.add_argument("--top1-images", type=int, default=10_000)
     parser.add_argument("--efs", default="800,1600,3200",
                         help="HNSW search beams to measure (Qdrant uses at least k).")
+    parser.add_argument("--hnsw-m", type=int, default=16, help="HNSW graph degree.")
+    parser.add_argument("--hnsw-ef-construct", type=int, default=128,
+                        help="HNSW build beam.")
     parser.add_argument("--work", type=Path, help="Scratch folder; default a temporary one.")
     parser.add_argument("--rss", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -399,7 +403,8 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="asif-scale-"))
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    report: dict[str, Any] = {"k": K, "p": P, "sizes": []}
+    report: dict[str, Any] = {"k": K, "p": P, "hnsw_m": args.hnsw_m,
+                              "hnsw_ef_construct": args.hnsw_ef_construct, "sizes": []}
 
     real_images, real_texts = real_anchors(settings, args.collection)
     platform = Platform(replace(settings, home=work / "home"))
@@ -436,7 +441,8 @@ def main() -> None:
         for quantization in kinds:
             name = f"n{n}" + ("-int8" if quantization else "")
             print(f"building {name} ...", flush=True)
-            built = build(platform, name, images, texts, quantization)
+            built = build(platform, name, images, texts, quantization, args.hnsw_m,
+                          args.hnsw_ef_construct)
             shard = platform.settings.qdrant_path / name
             platform.store.close()  # the RSS child opens the shard itself
             del platform.__dict__["store"]
