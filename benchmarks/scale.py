@@ -389,9 +389,11 @@ def main() -> None:
     parser.add_argument("--top1-images", type=int, default=10_000)
     parser.add_argument("--efs", default="800,1600,3200",
                         help="HNSW search beams to measure (Qdrant uses at least k).")
-    parser.add_argument("--hnsw-m", type=int, default=16, help="HNSW graph degree.")
-    parser.add_argument("--hnsw-ef-construct", type=int, default=128,
-                        help="HNSW build beam.")
+    parser.add_argument("--hnsw-m", type=int, default=CollectionSchema.hnsw_m,
+                        help="HNSW graph degree; default the platform's.")
+    parser.add_argument("--hnsw-ef-construct", type=int,
+                        default=CollectionSchema.hnsw_ef_construct,
+                        help="HNSW build beam; default the platform's.")
     parser.add_argument("--work", type=Path, help="Scratch folder; default a temporary one.")
     parser.add_argument("--rss", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()

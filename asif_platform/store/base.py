@@ -66,8 +66,9 @@ class CollectionSchema:
         name: Collection name (see :func:`validate_collection_name`).
         image_dim: Size of the ``image`` vectors.
         text_dim: Size of the ``text`` vectors.
-        hnsw_m: HNSW graph degree. Defaults to 16.
-        hnsw_ef_construct: HNSW build-time candidate list. Defaults to 128.
+        hnsw_m: HNSW graph degree. Defaults to 32: ASIF needs the top 800 of each
+            query, and m=16 recalled only 90-97% of them at 100k anchors.
+        hnsw_ef_construct: HNSW build-time candidate list. Defaults to 256.
         quantization: ``None`` for float32 only, ``"int8"`` for scalar quantization
             (originals kept for rescoring). Defaults to None.
     """
@@ -75,8 +76,8 @@ class CollectionSchema:
     name: str
     image_dim: int
     text_dim: int
-    hnsw_m: int = 16
-    hnsw_ef_construct: int = 128
+    hnsw_m: int = 32
+    hnsw_ef_construct: int = 256
     quantization: Literal["int8"] | None = None
 
     def dims(self) -> dict[str, int]:
