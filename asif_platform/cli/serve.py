@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import click
 
@@ -47,6 +50,8 @@ def serve(
         service_host=host or settings.service_host,
         service_port=port or settings.service_port,
     )
+    if settings.qdrant_url is None:
+        _lock_data_directory(settings.home)
     try:
         app = create_app(settings)
     except AsifError as exc:
@@ -59,3 +64,22 @@ def serve(
         workers=1,
         proxy_headers=False,
     )
+
+
+def _lock_data_directory(home: Path) -> None:
+    """Refuse a second server on the same embedded store, before it takes any shard
+    from the first (which would then answer 503 to every request)."""
+    home.mkdir(parents=True, exist_ok=True)
+    handle = open(home / "serve.lock", "w")  # noqa: SIM115 - held for the process's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise click.ClickException(
+            f"another `asif serve` uses {home}; the embedded Qdrant store serves one "
+            "process (use a Qdrant server, ASIF_QDRANT_URL, for several)"
+        ) from None
+    _held.append(handle)
+
+
+_held: list[Any] = []

@@ -101,6 +101,14 @@ def test_asif_serve_answers_on_loopback(tmp_path: Path) -> None:
         answer = httpx.get(f"{url}/v1/whoami", headers={"X-API-Key": token})
         assert answer.json() == {"principal": "alice", "teams": {}}
         assert httpx.get(f"{url}/v1/collections").status_code == 401
+
+        # A second server on the same embedded store is refused before it starts.
+        second = subprocess.run(
+            [sys.executable, "-m", "asif_platform", "serve", "--port", str(port + 1)],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+        assert second.returncode == 1 and "another `asif serve` uses" in second.stderr
+        assert httpx.get(f"{url}/v1/health").json()["status"] == "ok"
     finally:
         server.terminate()
         server.wait(timeout=30)
