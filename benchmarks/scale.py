@@ -128,15 +128,22 @@ def nearest_neighbour_similarity(vectors: np.ndarray, rng: np.random.Generator) 
 def anchors_of_size(
     images: np.ndarray, texts: np.ndarray, n: int, folder: Path
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The real pairs followed by n - len(real) synthetic ones, as float32 memmaps."""
+    """The real pairs followed by n - len(real) synthetic ones, as float32 memmaps.
+
+    Files left complete by an earlier run in ``folder`` are reused (same seed, same
+    vectors); they are written under a temporary name and renamed when complete.
+    """
     if n <= len(images):
         return images[:n], texts[:n]
+    paths = [folder / f"synthetic_{n}_{name}.npy" for name in ("images", "texts")]
+    if all(path.is_file() for path in paths):
+        return np.load(paths[0], mmap_mode="r"), np.load(paths[1], mmap_mode="r")
     rng = np.random.default_rng(n)
     out = []
-    for name, real in (("images", images), ("texts", texts)):
-        path = folder / f"synthetic_{n}_{name}.f32"
+    for path, real in zip(paths, (images, texts), strict=True):
         matrix = np.lib.format.open_memmap(
-            path, mode="w+", dtype=np.float32, shape=(n, real.shape[1])
+            path.with_suffix(".partial"), mode="w+", dtype=np.float32,
+            shape=(n, real.shape[1]),
         )
         matrix[: len(real)] = real
         # E[cos(x, x + sigma * e)] ~ 1 / sqrt(1 + sigma^2 d) for unit x, e ~ N(0, I).
@@ -151,9 +158,10 @@ def anchors_of_size(
                 (stop - start, real.shape[1]), dtype=np.float32
             )
             matrix[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
-    for matrix, _, _ in out:
+    for path, (matrix, _, _) in zip(paths, out, strict=True):
         matrix.flush()
-    return out[0][0], out[1][0]
+        path.with_suffix(".partial").rename(path)
+    return np.load(paths[0], mmap_mode="r"), np.load(paths[1], mmap_mode="r")
 
 
 # The dense reference (after the official implementation, noranta4/ASIF)
@@ -302,12 +310,15 @@ def measure_size(platform: Platform, name: str, queries: np.ndarray,
     reference_image_s = time.perf_counter() - started
     reference_ids = [reference_image.indices[reference_image.indptr[i]:reference_image.indptr[i + 1]]
                      for i in range(len(queries))]
-    reference_labels, reference_ms = {}, {}
+    reference_labels, reference_ms, reference_text_ids = {}, {}, {}
     row["reference"] = {}
     for count in label_sets:
         started = time.perf_counter()
         text_relative = reference.text_side(prompt_vectors[count])
         setup = time.perf_counter() - started
+        reference_text_ids[count] = [text_relative.indices[text_relative.indptr[i]:
+                                                           text_relative.indptr[i + 1]]
+                                     for i in range(text_relative.shape[0])]
         started = time.perf_counter()
         scores = np.asarray((reference_image @ text_relative.T).todense())
         product = time.perf_counter() - started
@@ -320,13 +331,15 @@ def measure_size(platform: Platform, name: str, queries: np.ndarray,
                                @ reference.relative(prompt_vectors[largest], reference.texts,
                                                     p=8.0).T).todense()).argmax(axis=1)
 
-    def overlap(results: list[Any]) -> float:
+    def overlap(results: list[Any], expected: list[np.ndarray] = reference_ids) -> float:
         return float(np.mean([len(np.intersect1d(r.ids - 1, e)) / K
-                              for r, e in zip(results, reference_ids, strict=True)]))
+                              for r, e in zip(results, expected, strict=True)]))
 
     exact_results = engine.image_results(queries, exact)
+    exact_text = {count: engine.text_results(labels, exact)
+                  for count, labels in label_sets.items()}
     row["qdrant_exact"] = {"topk_overlap": overlap(exact_results), "label_agreement": {
-        count: float((engine.scores(exact_results, engine.text_results(labels, exact),
+        count: float((engine.scores(exact_results, exact_text[count],
                                     len(labels), exact).argmax(axis=1)
                       == reference_labels[count]).mean())
         for count, labels in label_sets.items()}}
@@ -357,6 +370,15 @@ def measure_size(platform: Platform, name: str, queries: np.ndarray,
                 measured["ms_per_image"] / reference_ms[count])
             measured["label_agreement"] = float((predicted == reference_labels[count]).mean())
             entry["per_C"][count] = measured
+        # Which side costs the agreement: HNSW on one side, exact search on the other.
+        text_hnsw = engine.text_results(label_sets[largest], options)
+        entry["text_topk_overlap_largest_C"] = overlap(text_hnsw, reference_text_ids[largest])
+        entry["label_agreement_hnsw_image_exact_text"] = float((engine.scores(
+            image_results, exact_text[largest], largest, options).argmax(axis=1)
+            == reference_labels[largest]).mean())
+        entry["label_agreement_exact_image_hnsw_text"] = float((engine.scores(
+            exact_results, text_hnsw, largest, options).argmax(axis=1)
+            == reference_labels[largest]).mean())
         p8 = replace(options, p=8.0)  # the text side is cached by now
         entry["label_agreement_p8_largest_C"] = float((engine.scores(
             image_results, engine.text_results(label_sets[largest], p8), largest, p8
@@ -395,6 +417,10 @@ def main() -> None:
                         default=CollectionSchema.hnsw_ef_construct,
                         help="HNSW build beam; default the platform's.")
     parser.add_argument("--work", type=Path, help="Scratch folder; default a temporary one.")
+    parser.add_argument("--keep", action="store_true",
+                        help="Keep --work's built collections and synthetic anchors, and "
+                             "reuse those already there (to measure other --efs without "
+                             "rebuilding).")
     parser.add_argument("--rss", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss:
@@ -402,15 +428,20 @@ def main() -> None:
         return
     torch.set_num_threads(torch.get_num_threads())
     settings = Settings.from_env()
+    if args.keep and not args.work:
+        parser.error("--keep needs --work")
     work = Path(args.work or tempfile.mkdtemp(prefix="asif-scale-"))
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"k": K, "p": P, "hnsw_m": args.hnsw_m,
                               "hnsw_ef_construct": args.hnsw_ef_construct, "sizes": []}
 
     real_images, real_texts = real_anchors(settings, args.collection)
     platform = Platform(replace(settings, home=work / "home"))
-    platform.create_collection("probe", k=K, p=P, templates=TEMPLATES)
+    built_names = {info.name for info in platform.list_collections()}
+    if "probe" not in built_names:
+        platform.create_collection("probe", k=K, p=P, templates=TEMPLATES)
     probe = platform.engine("probe")
     cifar, cifar_vectors, targets, rate = cifar_queries(probe)
     captions = [line.split("\t", 1)[1] for line in
@@ -442,9 +473,18 @@ def main() -> None:
         kinds = ([None] if n in float32_sizes else []) + (["int8"] if n in int8_sizes else [])
         for quantization in kinds:
             name = f"n{n}" + ("-int8" if quantization else "")
-            print(f"building {name} ...", flush=True)
-            built = build(platform, name, images, texts, quantization, args.hnsw_m,
-                          args.hnsw_ef_construct)
+            build_record = work / f"{name}.build.json"
+            if name in built_names and build_record.is_file():
+                print(f"reusing {name} ...", flush=True)
+                built = json.loads(build_record.read_text())
+            else:
+                if name in built_names:
+                    sys.exit(f"{name} in {work} is from an interrupted build: remove "
+                             f"{work} and run again")
+                print(f"building {name} ...", flush=True)
+                built = build(platform, name, images, texts, quantization, args.hnsw_m,
+                              args.hnsw_ef_construct)
+                build_record.write_text(json.dumps(built))
             shard = platform.settings.qdrant_path / name
             platform.store.close()  # the RSS child opens the shard itself
             del platform.__dict__["store"]
@@ -470,15 +510,18 @@ def main() -> None:
                         cifar, exact=exact)
             report["sizes"].append(row)
             print(json.dumps(row, default=float), flush=True)
-            platform.store.drop(name)
+            if not args.keep:
+                platform.store.drop(name)
         del reference
         for leftover in work.glob(f"synthetic_{n}_*"):
-            leftover.unlink()
+            if not args.keep:
+                leftover.unlink()
     platform.close()
     print_tables(report)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "scale.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
-    shutil.rmtree(work, ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def print_tables(report: dict[str, Any]) -> None:
