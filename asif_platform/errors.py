@@ -4,6 +4,7 @@ The hierarchy::
 
     AsifError
     ├── ConfigError          bad settings, options or arguments
+    │   └── AlreadyExists    the name is taken (collection, team, frozen version)
     ├── EncoderError         a model cannot be loaded or an input cannot be encoded
     ├── AnchorStoreError     Qdrant refused, lost or mismatched something
     │   └── SchemaMismatch   an existing collection has other vectors than expected
@@ -20,6 +21,7 @@ these at the boundary of the module that calls them, with the original chained.
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyExists",
     "AnchorStoreError",
     "AsifError",
     "CatalogError",
@@ -39,6 +41,10 @@ class AsifError(Exception):
 
 class ConfigError(AsifError):
     """A setting, option or argument is invalid."""
+
+
+class AlreadyExists(ConfigError):
+    """The name is taken: a collection, team or frozen version of that name exists."""
 
 
 class EncoderError(AsifError):

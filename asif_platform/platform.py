@@ -17,7 +17,7 @@ from asif_platform import teams
 from asif_platform.audit import audit
 from asif_platform.catalog import Anchor, Catalog, Collection
 from asif_platform.encoders.base import Encoder, ImageEncoder, Modality, TextEncoder
-from asif_platform.errors import ConfigError, EncoderError, NotFound
+from asif_platform.errors import AlreadyExists, ConfigError, EncoderError, NotFound
 from asif_platform.provenance import CONSENT_STATUSES, LICENSE_CLASSES
 from asif_platform.settings import Settings
 from asif_platform.store import AnchorStore, CollectionSchema, open_store
@@ -211,7 +211,7 @@ class Platform:
 
         with self.catalog.session() as session:
             if session.scalar(select(Collection).where(Collection.name == name)):
-                raise ConfigError(f"collection {name!r} already exists")
+                raise AlreadyExists(f"collection {name!r} already exists")
             schema = CollectionSchema(
                 name=name,
                 image_dim=image.dim,

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from asif_platform.audit import audit
 from asif_platform.catalog import Collection, Membership, Team
-from asif_platform.errors import ConfigError, NotFound, PermissionDenied
+from asif_platform.errors import AlreadyExists, ConfigError, NotFound, PermissionDenied
 
 if TYPE_CHECKING:
     from asif_platform.platform import Platform
@@ -105,7 +105,7 @@ def create_team(platform: Platform, name: str) -> TeamInfo:
                           "digits, '-' or '_'")
     with platform.catalog.session() as session:
         if session.scalar(select(Team).where(Team.name == name)):
-            raise ConfigError(f"team {name!r} already exists")
+            raise AlreadyExists(f"team {name!r} already exists")
         team = Team(name=name)
         session.add(team)
         session.flush()

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from asif_platform.catalog import Anchor, Collection, Version, VersionMember, VersionRedaction
-from asif_platform.errors import ConfigError, NotFound
+from asif_platform.errors import AlreadyExists, ConfigError, NotFound
 from asif_platform.store import AnchorFilter
 
 if TYPE_CHECKING:
@@ -134,7 +134,8 @@ def create_version(
     Re-running after an interruption completes a version left ``building``.
 
     Raises:
-        ConfigError: Bad name, a ready version of that name exists, or nothing selected.
+        AlreadyExists: A ready version of that name exists.
+        ConfigError: Bad name, or nothing selected.
         NotFound: No such collection.
     """
     if not _NAME.match(name):
@@ -148,7 +149,7 @@ def create_version(
             select(Version).where(Version.collection_id == collection.id, Version.name == name)
         )
         if version is not None and version.status == "ready":
-            raise ConfigError(
+            raise AlreadyExists(
                 f"version {name!r} of {collection_name!r} already exists and is frozen; "
                 "choose another name"
             )

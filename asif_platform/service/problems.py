@@ -20,6 +20,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from asif_platform.errors import (
+    AlreadyExists,
     AnchorStoreError,
     AsifError,
     CatalogError,
@@ -57,6 +58,7 @@ CODES: dict[str, tuple[int, str]] = {
     "method_not_allowed": (405, "The method is not allowed on this resource"),
     "schema_mismatch": (409, "The stored vectors differ from the collection's schema"),
     "consent_conflict": (409, "The operation is not allowed for these pairs"),
+    "already_exists": (409, "A resource with that name already exists"),
     "payload_too_large": (413, "The request body is larger than the service accepts"),
     "unsupported_media_type": (415, "The request body has an unsupported media type"),
     "validation_failed": (422, "The request does not match the API schema"),
@@ -80,6 +82,7 @@ _DOMAIN: list[tuple[type[AsifError], str]] = [
     (ConsentError, "consent_conflict"),
     (IngestError, "unreadable_input"),
     (EncoderError, "unencodable_input"),
+    (AlreadyExists, "already_exists"),
     (ConfigError, "invalid_argument"),
 ]
 

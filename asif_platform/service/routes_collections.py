@@ -71,6 +71,7 @@ def list_collections(platform: Platform = Acting) -> list[dict[str, Any]]:
     responses=problem_responses(
         "forbidden",
         "not_found",
+        "already_exists",
         "invalid_argument",
         "store_unavailable",
         "catalog_unavailable",

@@ -39,6 +39,9 @@ def test_collections_create_list_get_policy(live: Live) -> None:
             "/v1/collections", json={"name": "birds", "team": "vision"}
         )
         assert created.status_code == 201, created.text
+        again = client.post("/v1/collections", json={"name": "birds", "team": "vision"})
+        assert again.status_code == 409, again.text
+        assert again.json()["code"] == "already_exists"
         names = [c["name"] for c in client.get("/v1/collections").json()]
         assert names == ["birds", "pets"]
         pets = client.get("/v1/collections/pets").json()
@@ -116,6 +119,8 @@ def test_versions_consent_deletion_audit(live: Live) -> None:
     with live.client("alice") as client:
         v1 = client.post("/v1/collections/pets/versions", json={"name": "v1"})
         assert v1.status_code == 201, v1.text
+        again = client.post("/v1/collections/pets/versions", json={"name": "v1"})
+        assert (again.status_code, again.json()["code"]) == (409, "already_exists")
         assert [
             v["name"] for v in client.get("/v1/collections/pets/versions").json()
         ] == ["v1"]
