@@ -297,19 +297,32 @@ class Platform:
         p: float | None = None,
         templates: Sequence[str] | None = None,
         template_aggregation: str | None = None,
+        exact_search: bool | None = None,
+        hnsw_ef: int | None = None,
     ) -> CollectionInfo:
-        """Change a collection's query defaults; vectors are untouched."""
+        """Change a collection's query defaults; vectors are untouched.
+
+        ``exact_search`` and ``hnsw_ef`` tune search per collection after measuring
+        (``benchmarks/scale.py``); the graph itself (m, ef_construct) is fixed at
+        creation.
+        """
         collection = self.get_collection(name, "write")
         new_k = collection.default_k if k is None else k
         new_p = collection.default_p if p is None else p
         new_templates = collection.templates if templates is None else list(templates)
         new_aggregation = template_aggregation or collection.template_aggregation
         _check_query_defaults(new_k, new_p, new_templates, new_aggregation)
+        if hnsw_ef is not None and hnsw_ef < 1:
+            raise ConfigError(f"hnsw_ef must be at least 1, got {hnsw_ef}")
         with self.catalog.session() as session:
             row = session.get(Collection, collection.id)
             assert row is not None
             row.default_k, row.default_p = new_k, new_p
             row.templates, row.template_aggregation = list(new_templates), new_aggregation
+            if exact_search is not None:
+                row.exact_search = exact_search
+            if hnsw_ef is not None:
+                row.hnsw_ef = hnsw_ef
         logger.info("updated query defaults of collection %s", name)
         return self.describe_collection(name)
 

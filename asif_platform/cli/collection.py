@@ -128,19 +128,25 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 @click.option("--template", "templates", multiple=True, help="New prompt templates.")
 @click.option("--template-aggregation", type=click.Choice(TEMPLATE_AGGREGATIONS),
               help="New template aggregation.")
+@click.option("--hnsw/--exact", "hnsw", default=None,
+              help="Switch to approximate HNSW search, or back to exact search.")
+@click.option("--hnsw-ef", type=click.IntRange(min=1), help="New HNSW search beam.")
 @json_option
 @click.pass_context
 def show(ctx: click.Context, name: str, k: int | None, p: float | None,
-         templates: tuple[str, ...], template_aggregation: str | None, as_json: bool) -> None:
+         templates: tuple[str, ...], template_aggregation: str | None, hnsw: bool | None,
+         hnsw_ef: int | None, as_json: bool) -> None:
     """Show a collection; with options, change its query defaults first.
 
-    Example: asif collection show flickr8k -k 400
+    Example: asif collection show flickr8k -k 400 --hnsw --hnsw-ef 1600
     """
     with platform_from(ctx) as platform:
-        if k is not None or p is not None or templates or template_aggregation:
+        if (k is not None or p is not None or templates or template_aggregation
+                or hnsw is not None or hnsw_ef is not None):
             platform.update_collection_defaults(
                 name, k=k, p=p, templates=templates or None,
                 template_aggregation=template_aggregation,
+                exact_search=None if hnsw is None else not hnsw, hnsw_ef=hnsw_ef,
             )
         info = platform.describe_collection(name).to_dict()
     emit(info, as_json, lambda d: "\n".join(f"{key}: {value}" for key, value in d.items()))

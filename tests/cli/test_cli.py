@@ -48,6 +48,11 @@ def test_collection_lifecycle(run) -> None:  # type: ignore[no-untyped-def]
     assert [c["name"] for c in ok(run("collection", "list", "--json"))] == ["colours"]
     shown = ok(run("collection", "show", "colours", "-p", "3", "--json"))
     assert shown["p"] == 3.0
+    assert shown["exact_search"] is True and shown["hnsw_ef"] is None
+    tuned = ok(run("collection", "show", "colours", "--hnsw", "--hnsw-ef", "1600", "--json"))
+    assert (tuned["exact_search"], tuned["hnsw_ef"], tuned["p"]) == (False, 1600, 3.0)
+    back = ok(run("collection", "show", "colours", "--exact", "--json"))
+    assert (back["exact_search"], back["hnsw_ef"]) == (True, 1600)
 
     again = run("collection", "create", "colours")
     assert again.exit_code == 2, again.output
