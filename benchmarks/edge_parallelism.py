@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -110,6 +111,7 @@ def main() -> None:
                   f"CPU/wall {(cpu_seconds() - cpu) / wall:.2f}, overlap {overlap:.2%}")
     for edge in (one, two, single_copy):
         edge.close()
+    shutil.rmtree(work)
 
 
 if __name__ == "__main__":
