@@ -199,7 +199,7 @@ class Platform:
             PermissionDenied: The principal may not create collections in the team.
         """
         validate_collection_name(name)
-        _check_query_defaults(k, p, templates, template_aggregation)
+        _check_query_defaults(k, p, templates, template_aggregation, hnsw_ef)
         if quantization not in (None, "int8"):
             raise ConfigError(f"quantization must be 'int8' or unset, got {quantization!r}")
         image_id = image_encoder or self.settings.image_encoder
@@ -311,9 +311,7 @@ class Platform:
         new_p = collection.default_p if p is None else p
         new_templates = collection.templates if templates is None else list(templates)
         new_aggregation = template_aggregation or collection.template_aggregation
-        _check_query_defaults(new_k, new_p, new_templates, new_aggregation)
-        if hnsw_ef is not None and hnsw_ef < 1:
-            raise ConfigError(f"hnsw_ef must be at least 1, got {hnsw_ef}")
+        _check_query_defaults(new_k, new_p, new_templates, new_aggregation, hnsw_ef)
         with self.catalog.session() as session:
             row = session.get(Collection, collection.id)
             assert row is not None
@@ -363,11 +361,17 @@ def _engine_key(collection: Collection) -> tuple[Any, ...]:
             collection.template_aggregation, collection.exact_search, collection.hnsw_ef)
 
 
+# Deeper searches than this are no longer ASIF's sparse top-k (and overflow the catalog).
+MAX_SEARCH_DEPTH = 100_000
+
+
 def _check_query_defaults(
-    k: int, p: float, templates: Sequence[str], aggregation: str
+    k: int, p: float, templates: Sequence[str], aggregation: str, hnsw_ef: int | None = None
 ) -> None:
-    if k < 1:
-        raise ConfigError(f"k must be at least 1, got {k}")
+    if not 1 <= k <= MAX_SEARCH_DEPTH:
+        raise ConfigError(f"k must be between 1 and {MAX_SEARCH_DEPTH:,}, got {k}")
+    if hnsw_ef is not None and not 1 <= hnsw_ef <= MAX_SEARCH_DEPTH:
+        raise ConfigError(f"hnsw_ef must be between 1 and {MAX_SEARCH_DEPTH:,}, got {hnsw_ef}")
     if p <= 0:
         raise ConfigError(f"p must be positive, got {p}")
     if not templates:

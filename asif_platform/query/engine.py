@@ -153,7 +153,8 @@ class QueryEngine:
             anchor_filter=anchor_filter,
             policy=policy,
         )
-        _check_query_defaults(options.k, options.p, options.templates, options.aggregation)
+        _check_query_defaults(options.k, options.p, options.templates, options.aggregation,
+                              options.hnsw_ef)
         return options
 
     # Encoding

@@ -103,7 +103,9 @@ def versions(name: str, platform: Platform = Acting) -> list[dict[str, Any]]:
     status_code=201,
     tags=["versions"],
     summary="Freeze the current anchors as a version (editors)",
-    responses=problem_responses("not_found", "forbidden", "already_exists", "invalid_argument"),
+    responses=problem_responses(
+        "not_found", "forbidden", "already_exists", "invalid_argument", "store_unavailable"
+    ),
 )
 def freeze(
     request: Request, name: str, body: VersionCreate, platform: Platform = Acting

@@ -53,6 +53,12 @@ def test_collection_lifecycle(run) -> None:  # type: ignore[no-untyped-def]
     assert (tuned["exact_search"], tuned["hnsw_ef"], tuned["p"]) == (False, 1600, 3.0)
     back = ok(run("collection", "show", "colours", "--exact", "--json"))
     assert (back["exact_search"], back["hnsw_ef"]) == (True, 1600)
+    for option in ("--hnsw-ef", "-k"):  # past the catalog's integers: a usage error
+        huge = run("collection", "show", "colours", option, "99999999999999999999")
+        assert huge.exit_code == 2 and "between 1 and 100,000" in huge.output, huge.output
+    huge = run("collection", "create", "huge", "--hnsw-ef", "100001")
+    assert huge.exit_code == 2 and "between 1 and 100,000" in huge.output, huge.output
+    assert run("collection", "show", "huge").exit_code == 1  # nothing was created
 
     again = run("collection", "create", "colours")
     assert again.exit_code == 2, again.output
