@@ -300,7 +300,7 @@ class Platform:
         exact_search: bool | None = None,
         hnsw_ef: int | None = None,
     ) -> CollectionInfo:
-        """Change a collection's query defaults; vectors are untouched.
+        """Change a collection's query defaults (audited); vectors are untouched.
 
         ``exact_search`` and ``hnsw_ef`` tune search per collection after measuring
         (``benchmarks/scale.py``); the graph itself (m, ef_construct) is fixed at
@@ -321,6 +321,11 @@ class Platform:
                 row.exact_search = exact_search
             if hnsw_ef is not None:
                 row.hnsw_ef = hnsw_ef
+        given = {"k": k, "p": p, "template_aggregation": template_aggregation,
+                 "exact_search": exact_search, "hnsw_ef": hnsw_ef,
+                 "templates": None if templates is None else len(new_templates)}
+        audit(self, "collection.defaults", f"collection:{name}",
+              details={key: value for key, value in given.items() if value is not None})
         logger.info("updated query defaults of collection %s", name)
         return self.describe_collection(name)
 

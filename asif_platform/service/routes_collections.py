@@ -35,6 +35,7 @@ from asif_platform.service.schemas import (
     IngestPathIn,
     PolicyIn,
     ProvenanceIn,
+    QueryDefaultsIn,
     has_nul,
 )
 from asif_platform.versions import require_ready
@@ -102,6 +103,19 @@ def create_collection(
 )
 def get_collection(name: COLLECTION, platform: Platform = Acting) -> dict[str, Any]:
     return platform.describe_collection(name).to_dict()
+
+
+@router.patch(
+    "/collections/{name}",
+    response_model=CollectionOut,
+    summary="Change the collection's query defaults: k, p, templates, search (editors)",
+    responses=problem_responses("not_found", "forbidden", "invalid_argument"),
+)
+def update_query_defaults(
+    request: Request, name: COLLECTION, body: QueryDefaultsIn, platform: Platform = Acting
+) -> dict[str, Any]:
+    with state_of(request).exclusive():
+        return platform.update_collection_defaults(name, **body.model_dump()).to_dict()
 
 
 @router.put(

@@ -86,6 +86,17 @@ class CollectionCreate(_Strict):
     policy: PolicyIn = Field(default_factory=PolicyIn)
 
 
+class QueryDefaultsIn(_Strict):
+    """New query defaults of a collection; what is left out stays as it is."""
+
+    k: int | None = Field(default=None, ge=1, le=100_000)
+    p: float | None = Field(default=None, gt=0, le=1000)
+    templates: list[str] | None = Field(default=None, min_length=1, max_length=32)
+    template_aggregation: Aggregation | None = None
+    exact_search: bool | None = None
+    hnsw_ef: int | None = Field(default=None, ge=1, le=100_000)
+
+
 class CollectionOut(BaseModel):
     name: str
     image_encoder: str

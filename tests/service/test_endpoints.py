@@ -60,6 +60,34 @@ def test_collections_create_list_get_policy(live: Live) -> None:
         }
 
 
+def test_query_defaults_are_changed_by_editors_and_audited(live: Live) -> None:
+    with live.client("alice") as client:
+        assert client.post("/v1/collections", json={"name": "fish", "team": "vision"}
+                           ).status_code == 201
+        tuned = client.patch(
+            "/v1/collections/fish", json={"k": 5, "exact_search": False, "hnsw_ef": 64}
+        )
+        assert tuned.status_code == 200, tuned.text
+        body = tuned.json()
+        assert (body["k"], body["exact_search"], body["hnsw_ef"]) == (5, False, 64)
+        assert body["p"] == 8.0 and body["templates"] == ["a photo of a {}."]  # untouched
+        for bad, code in (({"hnsw_ef": 0}, "validation_failed"),
+                          ({"k": 100_001}, "validation_failed"),
+                          ({"m": 16}, "validation_failed"),
+                          ({"template_aggregation": "median"}, "validation_failed"),
+                          ({"templates": ["no slot"]}, "invalid_argument")):
+            refused = client.patch("/v1/collections/fish", json=bad)
+            assert refused.status_code == 422, (bad, refused.text)
+            assert refused.json()["code"] == code, refused.text
+        assert client.get("/v1/collections/fish").json()["hnsw_ef"] == 64  # kept
+        entries = client.get("/v1/collections/fish/audit", params={"last": 10}).json()
+    changed = [e for e in entries if e["action"] == "collection.defaults"]
+    assert [e["details"] for e in changed] == [{"k": 5, "exact_search": False, "hnsw_ef": 64}]
+    with live.client("carol") as client:  # a viewer of team vision
+        assert client.patch("/v1/collections/fish", json={"k": 7}).status_code == 403
+    with live.client("bob") as client:  # not in team vision: fish is not visible
+        assert client.patch("/v1/collections/fish", json={"k": 7}).status_code == 404
+
 def test_classify_uploads_and_paths(live: Live) -> None:
     files = [
         ("images", ("r.png", png(RED, 1), "image/png")),
