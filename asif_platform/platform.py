@@ -260,10 +260,7 @@ class Platform:
         with self.catalog.session() as session:
             collection = session.scalar(select(Collection).where(Collection.name == name))
         if collection is None:
-            raise NotFound(
-                f"no collection named {name!r}; `asif collection list` shows the "
-                "existing ones and `asif collection create` makes one"
-            )
+            raise teams.collection_not_visible(self, name)
         teams.authorize(self, collection, action)
         return collection
 

@@ -64,13 +64,19 @@ def authorize(platform: Platform, collection: Collection, action: str) -> None:
     audit(platform, f"collection.{action}", f"collection:{collection.name}",
           outcome="refused", details={"role": role, "needed": needed})
     if role is None:
-        raise NotFound(
-            f"no collection named {collection.name!r} is visible to "
-            f"{platform.settings.principal!r}; `asif collection list` shows yours"
-        )
+        raise collection_not_visible(platform, collection.name)
     raise PermissionDenied(
         f"{platform.settings.principal!r} is a {role} of collection {collection.name!r}; "
         f"this needs the {needed} role (ask an owner: asif team add TEAM PRINCIPAL --role)"
+    )
+
+
+def collection_not_visible(platform: Platform, name: str) -> NotFound:
+    """The error for a missing collection and for another team's: the same words, so
+    that nobody learns which names other teams use."""
+    return NotFound(
+        f"no collection named {name!r} is visible to {platform.settings.principal!r}; "
+        "`asif collection list` shows yours and `asif collection create` makes one"
     )
 
 

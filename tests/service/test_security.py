@@ -123,6 +123,10 @@ def test_no_cross_team_reads(live: Live) -> None:
     image = {"images": ("r.png", png(RED), "image/png")}
     with live.client("bob") as client:
         assert [c["name"] for c in client.get("/v1/collections").json()] == ["secret"]
+        # Another team's collection reads exactly like one that does not exist.
+        hidden = client.get("/v1/collections/pets").json()["detail"]
+        missing = client.get("/v1/collections/none").json()["detail"]
+        assert hidden.replace("'pets'", "'none'") == missing
         for response in (
             client.get("/v1/collections/pets"),
             client.get("/v1/collections/pets/versions"),
