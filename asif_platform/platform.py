@@ -17,7 +17,7 @@ from asif_platform import teams
 from asif_platform.audit import audit
 from asif_platform.catalog import Anchor, Catalog, Collection
 from asif_platform.encoders.base import Encoder, ImageEncoder, Modality, TextEncoder
-from asif_platform.errors import AlreadyExists, ConfigError, EncoderError, NotFound
+from asif_platform.errors import AlreadyExists, ConfigError, EncoderError
 from asif_platform.provenance import CONSENT_STATUSES, LICENSE_CLASSES
 from asif_platform.settings import Settings
 from asif_platform.store import AnchorStore, CollectionSchema, open_store
