@@ -5,15 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from PIL import Image
+from sqlalchemy import select
 
-from asif_platform.catalog import utcnow
+from asif_platform.catalog import Anchor, utcnow
 from asif_platform.encoders.preprocessing import load_image
 from asif_platform.errors import EncoderError
 from asif_platform.ingest.pipeline import MAX_CAPTION_CHARS
@@ -250,6 +251,38 @@ def _pairs(text: str) -> list[dict[str, Any]]:
     return pairs
 
 
+
+def _store_uploads(
+    folder: Path, wanted: Sequence[dict[str, Any]], by_name: dict[str, UploadFile]
+) -> dict[str, Path]:
+    """Write the uploaded images the pairs use, named by their sha256: the same image
+    uploaded twice is stored once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stored: dict[str, Path] = {}
+    for upload_name in {p["image"] for p in wanted}:
+        data = by_name[upload_name].file.read()
+        path = folder / hashlib.sha256(data).hexdigest()
+        if not path.exists():
+            path.write_bytes(data)
+        stored[upload_name] = path
+    return stored
+
+
+def _forget_unused_uploads(platform: Platform, paths: Iterable[Path]) -> None:
+    """Unlink uploaded images that no pair uses: undecodable ones, those whose only
+    captions were refused, and those of an ingest that failed."""
+    by_digest = {path.name: path for path in paths}
+    with platform.catalog.session() as session:
+        used = set(session.scalars(
+            select(Anchor.image_sha256).where(Anchor.image_sha256.in_(by_digest))
+        ))
+    unused = [path for digest, path in by_digest.items() if digest not in used]
+    for path in unused:
+        path.unlink(missing_ok=True)
+    if unused:
+        logger.info("upload: %d images no pair uses were not kept", len(unused))
+
+
 @router.post(
     "/collections/{name}/ingest/upload",
     response_model=IngestOut,
@@ -316,34 +349,29 @@ def ingest_upload(
         consent_basis=consent_basis,
     )
 
-    # Content-addressed: the same image uploaded twice is stored once.
-    state.uploads.mkdir(parents=True, exist_ok=True)
-    stored: dict[str, Path] = {}
-    for upload_name in {p["image"] for p in wanted}:
-        data = by_name[upload_name].file.read()
-        path = state.uploads / hashlib.sha256(data).hexdigest()
-        if not path.exists():
-            path.write_bytes(data)
-        stored[upload_name] = path
-    records = [
-        PairRecord(
-            stored[pair["image"]],
-            pair["caption"][: MAX_CAPTION_CHARS + 1],
-            source_dataset,
-            str(pair.get("id", f"{pair['image']}#{index}"))[:500],
-            {k: v for k, v in pair.items() if k not in ("image", "caption", "id")},
-        )
-        for index, pair in enumerate(wanted)
-    ]
-    with state.exclusive():
-        report = run_ingest(
-            platform,
-            name,
-            records,
-            source="upload",
-            provenance=provenance,
-            progress=False,
-        )
+    with state.exclusive():  # a concurrent upload must not unlink what this one uses
+        stored = _store_uploads(state.uploads, wanted, by_name)
+        records = [
+            PairRecord(
+                stored[pair["image"]],
+                pair["caption"][: MAX_CAPTION_CHARS + 1],
+                source_dataset,
+                str(pair.get("id", f"{pair['image']}#{index}"))[:500],
+                {k: v for k, v in pair.items() if k not in ("image", "caption", "id")},
+            )
+            for index, pair in enumerate(wanted)
+        ]
+        try:
+            report = run_ingest(
+                platform,
+                name,
+                records,
+                source="upload",
+                provenance=provenance,
+                progress=False,
+            )
+        finally:
+            _forget_unused_uploads(platform, stored.values())
     return report.to_dict()
 
 

@@ -143,6 +143,29 @@ def test_ingest_upload_and_path(live: Live) -> None:
     assert len(list((live.platform.settings.home / "uploads").iterdir())) == 2
 
 
+
+def test_an_upload_keeps_only_the_images_its_pairs_use(live: Live) -> None:
+    pairs = [
+        {"image": "good.png", "caption": "a red square kept"},
+        {"image": "broken.png", "caption": "an image that does not decode"},
+        {"image": "blank.png", "caption": "   "},  # refused: empty caption
+    ]
+    files = [
+        ("images", ("good.png", png(RED, 30), "image/png")),
+        ("images", ("broken.png", b"not an image at all", "image/png")),
+        ("images", ("blank.png", png(BLUE, 31), "image/png")),
+    ]
+    with live.client("alice") as client:
+        response = client.post(
+            "/v1/collections/pets/ingest/upload",
+            files=files,
+            data={"pairs": json.dumps(pairs)},
+        )
+    assert response.status_code == 200, response.text
+    assert response.json()["pairs_added"] == 1
+    kept = [path.read_bytes() for path in (live.platform.settings.home / "uploads").iterdir()]
+    assert kept == [png(RED, 30)]
+
 def test_versions_consent_deletion_audit(live: Live) -> None:
     with live.client("alice") as client:
         v1 = client.post("/v1/collections/pets/versions", json={"name": "v1"})
