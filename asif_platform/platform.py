@@ -59,6 +59,9 @@ class CollectionInfo:
     template_aggregation: str
     exact_search: bool
     hnsw_ef: int | None
+    hnsw_m: int | None
+    hnsw_ef_construct: int | None
+    quantization: str | None
     revision: int
     anchors: int
     created_at: str
@@ -240,6 +243,9 @@ class Platform:
                 template_aggregation=template_aggregation,
                 exact_search=exact_search,
                 hnsw_ef=hnsw_ef,
+                hnsw_m=hnsw_m,
+                hnsw_ef_construct=hnsw_ef_construct,
+                quantization=quantization or "none",
                 revision=0,
                 policy=policy,
                 team_id=owner,
@@ -423,6 +429,9 @@ def _info(collection: Collection, anchors: int) -> CollectionInfo:
         template_aggregation=collection.template_aggregation,
         exact_search=collection.exact_search,
         hnsw_ef=collection.hnsw_ef,
+        hnsw_m=collection.hnsw_m,
+        hnsw_ef_construct=collection.hnsw_ef_construct,
+        quantization=collection.quantization,
         revision=collection.revision,
         anchors=anchors,
         created_at=collection.created_at.isoformat(),

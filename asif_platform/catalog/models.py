@@ -80,6 +80,11 @@ class Collection(Base):
     template_aggregation: Mapped[str] = mapped_column(String(16), default="mean")
     exact_search: Mapped[bool] = mapped_column(Boolean, default=True)
     hnsw_ef: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # How Qdrant indexes the vectors, fixed at creation; None for collections made
+    # before revision 0006 recorded it.
+    hnsw_m: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    hnsw_ef_construct: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    quantization: Mapped[str | None] = mapped_column(String(16), nullable=True)
     # Bumped by every change to the collection's anchors; keys the query caches.
     revision: Mapped[int] = mapped_column(Integer, default=0)
     # Query-time policy: {"exclude_consent": [...], "exclude_license_classes": [...]}.

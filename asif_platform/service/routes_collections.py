@@ -90,6 +90,11 @@ def create_collection(
             p=body.p,
             templates=body.templates,
             template_aggregation=body.template_aggregation,
+            exact_search=body.exact_search,
+            hnsw_ef=body.hnsw_ef,
+            hnsw_m=body.hnsw_m,
+            hnsw_ef_construct=body.hnsw_ef_construct,
+            quantization=body.quantization,
             team=body.team,
             policy=body.policy.model_dump(exclude_defaults=True),
         )

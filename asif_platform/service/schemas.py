@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from asif_platform.ingest.readers import FORMATS
+from asif_platform.store import CollectionSchema
 
 __all__ = [
     "has_nul",
@@ -84,6 +85,12 @@ class CollectionCreate(_Strict):
     )
     template_aggregation: Aggregation = "mean"
     policy: PolicyIn = Field(default_factory=PolicyIn)
+    # Search: exact by default; the graph and quantization are fixed once created.
+    exact_search: bool = True
+    hnsw_ef: int | None = Field(default=None, ge=1, le=100_000)
+    hnsw_m: int = Field(default=CollectionSchema.hnsw_m, ge=4, le=128)
+    hnsw_ef_construct: int = Field(default=CollectionSchema.hnsw_ef_construct, ge=4, le=4096)
+    quantization: Literal["int8"] | None = None
 
 
 class QueryDefaultsIn(_Strict):
@@ -111,6 +118,9 @@ class CollectionOut(BaseModel):
     template_aggregation: str
     exact_search: bool
     hnsw_ef: int | None
+    hnsw_m: int | None
+    hnsw_ef_construct: int | None
+    quantization: str | None
     revision: int
     anchors: int
     created_at: str

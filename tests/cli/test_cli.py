@@ -49,6 +49,8 @@ def test_collection_lifecycle(run) -> None:  # type: ignore[no-untyped-def]
     shown = ok(run("collection", "show", "colours", "-p", "3", "--json"))
     assert shown["p"] == 3.0
     assert shown["exact_search"] is True and shown["hnsw_ef"] is None
+    assert (shown["hnsw_m"], shown["hnsw_ef_construct"], shown["quantization"]) == (
+        32, 256, "none")
     tuned = ok(run("collection", "show", "colours", "--hnsw", "--hnsw-ef", "1600", "--json"))
     assert (tuned["exact_search"], tuned["hnsw_ef"], tuned["p"]) == (False, 1600, 3.0)
     back = ok(run("collection", "show", "colours", "--exact", "--json"))
@@ -59,6 +61,12 @@ def test_collection_lifecycle(run) -> None:  # type: ignore[no-untyped-def]
     huge = run("collection", "create", "huge", "--hnsw-ef", "100001")
     assert huge.exit_code == 2 and "between 1 and 100,000" in huge.output, huge.output
     assert run("collection", "show", "huge").exit_code == 1  # nothing was created
+    small = ok(run("collection", "create", "small", "--quantization", "int8", "--hnsw-m", "16",
+                   "--hnsw-ef-construct", "100", "--json"))
+    assert (small["hnsw_m"], small["hnsw_ef_construct"], small["quantization"]) == (
+        16, 100, "int8")
+    wide = run("collection", "create", "wide", "--hnsw-m", "1000")
+    assert wide.exit_code == 2 and "4<=x<=128" in wide.output, wide.output
 
     again = run("collection", "create", "colours")
     assert again.exit_code == 2, again.output

@@ -62,8 +62,17 @@ def test_collections_create_list_get_policy(live: Live) -> None:
 
 def test_query_defaults_are_changed_by_editors_and_audited(live: Live) -> None:
     with live.client("alice") as client:
-        assert client.post("/v1/collections", json={"name": "fish", "team": "vision"}
-                           ).status_code == 201
+        created = client.post("/v1/collections", json={
+            "name": "fish", "team": "vision", "quantization": "int8", "hnsw_m": 16,
+            "hnsw_ef_construct": 100})
+        assert created.status_code == 201, created.text
+        assert (created.json()["hnsw_m"], created.json()["quantization"]) == (16, "int8")
+        config = json.loads(
+            (live.platform.settings.qdrant_path / "fish" / "edge_config.json").read_text())
+        assert config["hnsw_config"]["m"] == 16 and config["hnsw_config"]["ef_construct"] == 100
+        assert config["quantization_config"]["scalar"]["type"] == "int8"
+        wide = client.post("/v1/collections", json={"name": "wide", "hnsw_m": 1000})
+        assert wide.status_code == 422, wide.text
         tuned = client.patch(
             "/v1/collections/fish", json={"k": 5, "exact_search": False, "hnsw_ef": 64}
         )
