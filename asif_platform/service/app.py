@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asif_platform import __version__
 from asif_platform.apikeys import authenticate, parse_prefix
 from asif_platform.audit import audit
+from asif_platform.catalog import Anchor
 from asif_platform.platform import EncoderLoader, Platform
 from asif_platform.service.problems import (
     CODES,
@@ -67,6 +69,24 @@ class ServiceState:
     @property
     def uploads(self) -> Path:
         return self.settings.home / "uploads"
+
+    def forget_unused_uploads(self, platform: Platform, digests: Iterable[str]) -> int:
+        """Unlink the uploaded images (named by their sha256) that no pair uses;
+        returns how many were removed. Call it holding :meth:`exclusive`."""
+        wanted = set(digests)
+        if not wanted:
+            return 0
+        with platform.catalog.session() as session:
+            used = set(session.scalars(
+                select(Anchor.image_sha256).where(Anchor.image_sha256.in_(wanted))
+            ))
+        removed = 0
+        for digest in wanted - used:
+            path = self.uploads / digest
+            if path.is_file():
+                path.unlink()
+                removed += 1
+        return removed
 
 
 def state_of(request: Request) -> ServiceState:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from PIL import Image
-from sqlalchemy import select
 
-from asif_platform.catalog import Anchor, utcnow
+from asif_platform.catalog import utcnow
 from asif_platform.encoders.preprocessing import load_image
 from asif_platform.errors import EncoderError
 from asif_platform.ingest.pipeline import MAX_CAPTION_CHARS
@@ -273,21 +272,6 @@ def _store_uploads(
     return stored
 
 
-def _forget_unused_uploads(platform: Platform, paths: Iterable[Path]) -> None:
-    """Unlink uploaded images that no pair uses: undecodable ones, those whose only
-    captions were refused, and those of an ingest that failed."""
-    by_digest = {path.name: path for path in paths}
-    with platform.catalog.session() as session:
-        used = set(session.scalars(
-            select(Anchor.image_sha256).where(Anchor.image_sha256.in_(by_digest))
-        ))
-    unused = [path for digest, path in by_digest.items() if digest not in used]
-    for path in unused:
-        path.unlink(missing_ok=True)
-    if unused:
-        logger.info("upload: %d images no pair uses were not kept", len(unused))
-
-
 @router.post(
     "/collections/{name}/ingest/upload",
     response_model=IngestOut,
@@ -375,8 +359,10 @@ def ingest_upload(
                 provenance=provenance,
                 progress=False,
             )
-        finally:
-            _forget_unused_uploads(platform, stored.values())
+        finally:  # undecodable images, refused captions, a failed ingest
+            removed = state.forget_unused_uploads(platform, (p.name for p in stored.values()))
+            if removed:
+                logger.info("upload: %d images no pair uses were not kept", removed)
     return report.to_dict()
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from asif_platform import teams
 from asif_platform.audit import verify_chain, visible_entries
-from asif_platform.catalog import Anchor, AuditEntry, DeletionRequest, Tombstone
+from asif_platform.catalog import AuditEntry, DeletionRequest, Tombstone
 from asif_platform.consent import PairSelector, change_consent
 from asif_platform.deletion import (
     DeletionSelector,
@@ -295,26 +295,10 @@ def deletion_receipt(
 def _forget_uploads(state: ServiceState, platform: Platform, request_id: int) -> None:
     """Unlink uploaded images that no remaining pair uses (their names are sha256s)."""
     with platform.catalog.session() as session:
-        hashes = set(
-            session.scalars(
-                select(Tombstone.image_sha256).where(Tombstone.request_id == request_id)
-            )
-        )
-        used = (
-            set(
-                session.scalars(
-                    select(Anchor.image_sha256).where(Anchor.image_sha256.in_(hashes))
-                )
-            )
-            if hashes
-            else set()
-        )
-    removed = 0
-    for digest in hashes - used:
-        path = state.uploads / digest
-        if path.is_file():
-            path.unlink()
-            removed += 1
+        hashes = session.scalars(
+            select(Tombstone.image_sha256).where(Tombstone.request_id == request_id)
+        ).all()
+    removed = state.forget_unused_uploads(platform, hashes)
     if removed:
         logger.info(
             "deletion request %d: %d uploaded images removed", request_id, removed
