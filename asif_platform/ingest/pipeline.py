@@ -399,15 +399,33 @@ def _write_batch(
     timer.add("upsert", phase)
 
     phase = time.perf_counter()
-    with platform.catalog.session() as session:
-        session.add_all(anchors)
-        row = session.get(Collection, collection.id)
-        assert row is not None
-        row.revision += 1
+    try:
+        with platform.catalog.session() as session:
+            session.add_all(anchors)
+            row = session.get(Collection, collection.id)
+            assert row is not None
+            row.revision += 1
+    except Exception:
+        # No catalog row may be missing behind a searchable point: take the batch
+        # back out of Qdrant (none of it was in the catalog before this run).
+        _withdraw(platform, collection.name, [anchor.id for anchor in anchors], run_id)
+        raise
     timer.add("catalog_commit", phase)
     report.pairs_added += len(flat)
     logger.info("ingest run %d wrote a batch of %d pairs", run_id, len(flat))
     return sum(len(group) for group in groups)
+
+
+def _withdraw(platform: Platform, collection_name: str, ids: list[int], run_id: int) -> None:
+    try:
+        platform.store.delete(collection_name, ids)
+    except Exception:  # the commit's error is the one to report
+        logger.exception("ingest run %d: %d points written to Qdrant could not be taken "
+                         "back after the catalog commit failed; `asif doctor %s --repair` "
+                         "removes them", run_id, len(ids), collection_name)
+    else:
+        logger.warning("ingest run %d: the catalog commit failed; its %d points were taken "
+                       "back out of Qdrant", run_id, len(ids))
 
 
 def _finish_run(

@@ -116,11 +116,16 @@ def test_crash_between_qdrant_write_and_catalog_commit(
             raise CatalogError("simulated crash before the catalog commit")
         return real_session()
 
+    def failing_delete(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AnchorStoreError("simulated: the process died before it could clean up")
+
     monkeypatch.setattr(store, "upsert", counting_upsert)
     monkeypatch.setattr(catalog, "session", failing_session)
+    monkeypatch.setattr(store, "delete", failing_delete)
     with pytest.raises(CatalogError, match="simulated"):
         ingest(platform, "colours", read_pairs(pair_folder / "pairs.jsonl"), images_per_batch=5)
     monkeypatch.setattr(catalog, "session", real_session)
+    monkeypatch.undo()
     assert catalog_count(platform) == 10
     assert platform.store.count("colours") == 20  # batch two reached Qdrant only
 
@@ -128,6 +133,37 @@ def test_crash_between_qdrant_write_and_catalog_commit(
     assert report.pairs_added == 38
     assert platform.store.count("colours") == catalog_count(platform) == 48
 
+
+
+def test_a_failed_catalog_commit_takes_its_batch_back_out_of_qdrant(
+    platform: Platform, pair_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit that fails while the process lives leaves no point the catalog lacks:
+    such a point would answer queries and no deletion request could reach it."""
+    platform.create_collection("colours")
+    catalog, real_session, real_upsert = platform.catalog, platform.catalog.session, \
+        platform.store.upsert
+    upserts = {"n": 0}
+
+    def counting_upsert(*args, **kwargs):  # type: ignore[no-untyped-def]
+        upserts["n"] += 1
+        return real_upsert(*args, **kwargs)
+
+    def failing_session():  # type: ignore[no-untyped-def]
+        if upserts["n"] == 2:
+            raise CatalogError("simulated: the catalog refused batch two")
+        return real_session()
+
+    monkeypatch.setattr(platform.store, "upsert", counting_upsert)
+    monkeypatch.setattr(catalog, "session", failing_session)
+    with pytest.raises(CatalogError, match="batch two"):
+        ingest(platform, "colours", read_pairs(pair_folder / "pairs.jsonl"), images_per_batch=5)
+    monkeypatch.undo()
+    assert platform.store.count("colours") == catalog_count(platform) == 10
+
+    report = ingest(platform, "colours", read_pairs(pair_folder / "pairs.jsonl"))
+    assert report.pairs_added == 38
+    assert platform.store.count("colours") == catalog_count(platform) == 48
 
 def test_collection_refuses_a_changed_encoder(
     platform: Platform, settings, pair_folder: Path
