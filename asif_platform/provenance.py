@@ -102,6 +102,8 @@ class Provenance:
     consent_evidence: str | None = None
 
     def __post_init__(self) -> None:
+        for name, limit in _TEXT_LIMITS.items():
+            object.__setattr__(self, name, _text(getattr(self, name), name, limit))
         if self.license is not None:
             object.__setattr__(self, "license", normalise_license(self.license))
         if self.consent_status not in CONSENT_STATUSES:
@@ -112,6 +114,9 @@ class Provenance:
                               f"got {self.consent_basis!r}")
         expires = parse_time(self.consent_expires_at, "consent_expires_at")
         object.__setattr__(self, "consent_expires_at", expires)
+        if self.license is not None and len(self.license) > _TEXT_LIMITS["license"]:
+            raise ConfigError(f"license expression is longer than "
+                              f"{_TEXT_LIMITS['license']} characters")
 
     def with_record(self, columns: dict[str, Any]) -> Provenance:
         """These defaults overridden by a record's non-empty provenance columns.
@@ -127,6 +132,27 @@ class Provenance:
             if name in names and value not in (None, ""):
                 given[name] = value
         return replace(self, **given) if given else self
+
+
+# The catalog's column sizes (source_version, license), else a generous bound.
+_TEXT_LIMITS = {"source_version": 100, "source_url": 2000, "license": 200, "creator": 2000,
+                "attribution": 2000, "consent_evidence": 2000}
+
+
+def _text(value: Any, name: str, limit: int) -> str | None:
+    """A provenance text field: numbers become text; lists, objects, NUL characters
+    and over-long values are refused before anything is stored."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be text, got {type(value).__name__}")
+    if "\0" in value:
+        raise ConfigError(f"{name} must not contain NUL characters")
+    if len(value) > limit:
+        raise ConfigError(f"{name} is longer than {limit} characters")
+    return value
 
 
 # Record columns named after the ingest options rather than the fields.

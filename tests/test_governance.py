@@ -57,6 +57,18 @@ def test_licenses_are_validated_with_a_suggestion() -> None:
         Provenance(consent_status="maybe")
 
 
+def test_provenance_text_fields_are_checked_before_anything_is_stored() -> None:
+    assert Provenance(source_version=2, creator="ann").source_version == "2"  # type: ignore[arg-type]
+    for bad, problem in (({"creator": ["x"]}, "creator must be text, got list"),
+                         ({"attribution": {"n": 1}}, "attribution must be text, got dict"),
+                         ({"consent_evidence": True}, "must be text, got bool"),
+                         ({"creator": "a\0b"}, "NUL"),
+                         ({"source_version": "v" * 101}, "longer than 100"),
+                         ({"source_url": "u" * 2001}, "longer than 2000")):
+        with pytest.raises(ConfigError, match=problem):
+            Provenance().with_record(bad)
+
+
 def test_provenance_per_ingest_and_per_record(platform: Platform, pair_folder: Path) -> None:
     platform.create_collection("colours")
     rows = [json.loads(line) for line in (pair_folder / "pairs.jsonl").read_text().splitlines()]
@@ -65,14 +77,17 @@ def test_provenance_per_ingest_and_per_record(platform: Platform, pair_folder: P
     rows[2]["consent_status"] = "revoked"
     rows[4]["consent"] = "revoked"  # named as the --consent option
     rows[5]["consent"] = "maybe"
+    rows[6]["creator"] = ["not", "text"]  # refused before Qdrant sees the pair
     (pair_folder / "with-columns.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\n")
     report = ingest(platform, "colours", read_pairs(pair_folder / "with-columns.jsonl"),
                     provenance=Provenance(license="MIT", creator="the tests",
                                           consent_status="granted"))
-    assert report.pairs_added == 46
-    assert report.invalid_provenance.count == 2
+    assert report.pairs_added == 45
+    assert report.invalid_provenance.count == 3
     assert "Not-A-License" in report.invalid_provenance.examples[0]
     assert "'maybe'" in report.invalid_provenance.examples[1]
+    assert "creator must be text" in report.invalid_provenance.examples[2]
+    assert platform.store.count("colours") == 45
     with platform.catalog.session() as session:
         anchors = {a.source_record_id: a for a in session.scalars(select(Anchor))}
     first = anchors["with-columns.jsonl:1"]

@@ -252,6 +252,11 @@ def _pairs(text: str) -> list[dict[str, Any]]:
             raise ServiceProblem(
                 "malformed_upload", f"pair {index}: id must be a string"
             )
+        for key, value in pair.items():
+            if isinstance(value, (list, dict)):
+                raise ServiceProblem(
+                    "malformed_upload", f"pair {index}: {key} must be a string"
+                )
     return pairs
 
 

@@ -172,6 +172,15 @@ def test_an_upload_keeps_only_the_images_its_pairs_use(live: Live) -> None:
         )
     assert response.status_code == 200, response.text
     assert response.json()["pairs_added"] == 1
+    with live.client("alice") as client:
+        wrong = client.post(
+            "/v1/collections/pets/ingest/upload",
+            files=[("images", ("c.png", png(BLUE, 32), "image/png"))],
+            data={"pairs": json.dumps([{"image": "c.png", "caption": "a blue square",
+                                        "creator": ["not", "text"]}])},
+        )
+    assert wrong.status_code == 422 and wrong.json()["code"] == "malformed_upload", wrong.text
+    assert "creator must be a string" in wrong.json()["detail"]
     kept = [path.read_bytes() for path in (live.platform.settings.home / "uploads").iterdir()]
     assert kept == [png(RED, 30)]
 
