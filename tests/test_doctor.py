@@ -19,7 +19,7 @@ from asif_platform.cli import cli
 from asif_platform.consent import PairSelector, change_consent
 from asif_platform.deletion import DeletionSelector, apply_request, create_request
 from asif_platform.doctor import CollectionReport, check, repair
-from asif_platform.errors import CatalogError, NotFound
+from asif_platform.errors import AnchorStoreError, CatalogError, NotFound
 from asif_platform.ingest.pipeline import ingest
 from asif_platform.ingest.readers import read_pairs
 from asif_platform.platform import Platform
@@ -66,7 +66,8 @@ def ingested(platform: Platform, pair_folder: Path) -> Platform:
 def crash_before_second_commit(
     platform: Platform, pair_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Ingest in batches of 5 images; the second batch reaches Qdrant only."""
+    """Ingest in batches of 5 images; the second batch reaches Qdrant only, and the
+    process dies before the ingest can take it back out."""
     catalog, store = platform.catalog, platform.store
     real_session, real_upsert = catalog.session, store.upsert
     upserts = {"n": 0}
@@ -80,9 +81,13 @@ def crash_before_second_commit(
             raise CatalogError("simulated crash before the catalog commit")
         return real_session()
 
+    def dead_delete(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AnchorStoreError("simulated: the process is gone")
+
     with monkeypatch.context() as patch:
         patch.setattr(store, "upsert", counting_upsert)
         patch.setattr(catalog, "session", failing_session)
+        patch.setattr(store, "delete", dead_delete)
         with pytest.raises(CatalogError, match="simulated"):
             ingest(platform, "colours", read_pairs(pair_folder / "pairs.jsonl"),
                    images_per_batch=5)
