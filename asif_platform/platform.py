@@ -6,6 +6,7 @@ The CLI (and later the HTTP service) is a thin layer over this object.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -203,8 +204,15 @@ class Platform:
         """
         validate_collection_name(name)
         _check_query_defaults(k, p, templates, template_aggregation, hnsw_ef)
-        if quantization not in (None, "int8"):
-            raise ConfigError(f"quantization must be 'int8' or unset, got {quantization!r}")
+        if quantization not in (None, "none", "int8"):
+            raise ConfigError(f"quantization must be 'int8' or 'none', got {quantization!r}")
+        if quantization == "none":
+            quantization = None
+        if not 4 <= hnsw_m <= MAX_HNSW_M:
+            raise ConfigError(f"hnsw_m must be between 4 and {MAX_HNSW_M}, got {hnsw_m}")
+        if not 4 <= hnsw_ef_construct <= MAX_HNSW_EF_CONSTRUCT:
+            raise ConfigError(f"hnsw_ef_construct must be between 4 and "
+                              f"{MAX_HNSW_EF_CONSTRUCT}, got {hnsw_ef_construct}")
         image_id = image_encoder or self.settings.image_encoder
         text_id = text_encoder or self.settings.text_encoder
         policy = check_policy(policy or {})
@@ -223,9 +231,13 @@ class Platform:
                 hnsw_ef_construct=hnsw_ef_construct,
                 quantization=quantization,  # type: ignore[arg-type]
             )
+            if self.store.exists(name) and self.store.count(name) == 0:
+                # Left over from a crash between the store and the catalog commit:
+                # made again, so that it has the graph and quantization recorded here.
+                self.store.drop(name)
             if self.store.exists(name):
-                # Left over from a crash between the store and the catalog commit,
-                # or from a dropped catalog: reuse it only if it fits.
+                # Left over from a dropped catalog, with points: reuse it only if its
+                # vectors fit (its graph and quantization stay as they were).
                 self.store.check_schema(schema)
             else:
                 self.store.create(schema)
@@ -266,7 +278,7 @@ class Platform:
         with self.catalog.session() as session:
             collection = session.scalar(select(Collection).where(Collection.name == name))
         if collection is None:
-            raise teams.collection_not_visible(self, name)
+            raise teams.collection_not_visible(self, name, action)
         teams.authorize(self, collection, action)
         return collection
 
@@ -309,7 +321,13 @@ class Platform:
         (``benchmarks/scale.py``); the graph itself (m, ef_construct) is fixed at
         creation.
         """
+        given = {"k": k, "p": p, "template_aggregation": template_aggregation,
+                 "exact_search": exact_search, "hnsw_ef": hnsw_ef,
+                 "templates": None if templates is None else len(templates)}
+        changes = {key: value for key, value in given.items() if value is not None}
         collection = self.get_collection(name, "write")
+        if not changes:
+            return self.describe_collection(name)
         new_k = collection.default_k if k is None else k
         new_p = collection.default_p if p is None else p
         new_templates = collection.templates if templates is None else list(templates)
@@ -324,11 +342,7 @@ class Platform:
                 row.exact_search = exact_search
             if hnsw_ef is not None:
                 row.hnsw_ef = hnsw_ef
-        given = {"k": k, "p": p, "template_aggregation": template_aggregation,
-                 "exact_search": exact_search, "hnsw_ef": hnsw_ef,
-                 "templates": None if templates is None else len(new_templates)}
-        audit(self, "collection.defaults", f"collection:{name}",
-              details={key: value for key, value in given.items() if value is not None})
+        audit(self, "collection.defaults", f"collection:{name}", details=changes)
         logger.info("updated query defaults of collection %s", name)
         return self.describe_collection(name)
 
@@ -371,6 +385,9 @@ def _engine_key(collection: Collection) -> tuple[Any, ...]:
 
 # Deeper searches than this are no longer ASIF's sparse top-k (and overflow the catalog).
 MAX_SEARCH_DEPTH = 100_000
+# Past these, building the graph takes far longer for no measurable recall.
+MAX_HNSW_M = 128
+MAX_HNSW_EF_CONSTRUCT = 4096
 
 
 def _check_query_defaults(
@@ -380,8 +397,8 @@ def _check_query_defaults(
         raise ConfigError(f"k must be between 1 and {MAX_SEARCH_DEPTH:,}, got {k}")
     if hnsw_ef is not None and not 1 <= hnsw_ef <= MAX_SEARCH_DEPTH:
         raise ConfigError(f"hnsw_ef must be between 1 and {MAX_SEARCH_DEPTH:,}, got {hnsw_ef}")
-    if p <= 0:
-        raise ConfigError(f"p must be positive, got {p}")
+    if not (p > 0 and math.isfinite(p)):
+        raise ConfigError(f"p must be a positive number, got {p}")
     if not templates:
         raise ConfigError("at least one prompt template is needed")
     for template in templates:

@@ -61,19 +61,22 @@ def authorize(platform: Platform, collection: Collection, action: str) -> None:
     role = _role(platform, collection.team_id)
     if role is not None and ROLES.index(role) >= ROLES.index(needed):
         return
+    if role is None:
+        raise collection_not_visible(platform, collection.name, action)
     audit(platform, f"collection.{action}", f"collection:{collection.name}",
           outcome="refused", details={"role": role, "needed": needed})
-    if role is None:
-        raise collection_not_visible(platform, collection.name)
     raise PermissionDenied(
         f"{platform.settings.principal!r} is a {role} of collection {collection.name!r}; "
         f"this needs the {needed} role (ask an owner: asif team add TEAM PRINCIPAL --role)"
     )
 
 
-def collection_not_visible(platform: Platform, name: str) -> NotFound:
-    """The error for a missing collection and for another team's: the same words, so
-    that nobody learns which names other teams use."""
+def collection_not_visible(platform: Platform, name: str, action: str) -> NotFound:
+    """The error for a missing collection and for another team's, audited as a refusal:
+    the same words and the same audit entry, so that nobody learns from either which
+    names other teams use."""
+    audit(platform, f"collection.{action}", f"collection:{name}", outcome="refused",
+          details={"role": None, "needed": ACTIONS[action]})
     return NotFound(
         f"no collection named {name!r} is visible to {platform.settings.principal!r}; "
         "`asif collection list` shows yours and `asif collection create` makes one"

@@ -61,8 +61,9 @@ def collection() -> None:
 @click.option("--hnsw-ef-construct", type=click.IntRange(min=4, max=4096),
               default=CollectionSchema.hnsw_ef_construct, show_default=True,
               help="HNSW build beam (more: better recall, slower ingest).")
-@click.option("--quantization", type=click.Choice(["int8"]),
-              help="int8 copies in RAM, float32 originals on disk for rescoring.")
+@click.option("--quantization", type=click.Choice(["int8", "none"]),
+              help="int8: int8 copies in RAM, float32 originals on disk for rescoring; "
+                   "none (the default): float32 in RAM.")
 @click.option("--team", help="Owning team (you must be its editor or owner); default your own.")
 @policy_options
 @json_option

@@ -272,6 +272,7 @@ def create_app(
 
     owned = platform is None
     served = platform or Platform(settings, encoder_loader=encoder_loader)
+    served.catalog  # noqa: B018 - open it now: a catalog that needs `asif db upgrade` stops the start
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:

@@ -65,6 +65,8 @@ def test_collection_lifecycle(run) -> None:  # type: ignore[no-untyped-def]
                    "--hnsw-ef-construct", "100", "--json"))
     assert (small["hnsw_m"], small["hnsw_ef_construct"], small["quantization"]) == (
         16, 100, "int8")
+    plain = ok(run("collection", "create", "plain", "--quantization", "none", "--json"))
+    assert plain["quantization"] == "none"
     wide = run("collection", "create", "wide", "--hnsw-m", "1000")
     assert wide.exit_code == 2 and "4<=x<=128" in wide.output, wide.output
 

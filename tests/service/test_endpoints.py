@@ -73,6 +73,8 @@ def test_query_defaults_are_changed_by_editors_and_audited(live: Live) -> None:
         assert config["quantization_config"]["scalar"]["type"] == "int8"
         wide = client.post("/v1/collections", json={"name": "wide", "hnsw_m": 1000})
         assert wide.status_code == 422, wide.text
+        plain = client.post("/v1/collections", json={"name": "plain", "quantization": "none"})
+        assert plain.json()["quantization"] == "none", plain.text
         tuned = client.patch(
             "/v1/collections/fish", json={"k": 5, "exact_search": False, "hnsw_ef": 64}
         )
@@ -84,10 +86,16 @@ def test_query_defaults_are_changed_by_editors_and_audited(live: Live) -> None:
                           ({"k": 100_001}, "validation_failed"),
                           ({"m": 16}, "validation_failed"),
                           ({"template_aggregation": "median"}, "validation_failed"),
+                          ({"k": True}, "validation_failed"),
+                          ({"k": "5"}, "validation_failed"),
+                          ({"exact_search": "yes"}, "validation_failed"),
                           ({"templates": ["no slot"]}, "invalid_argument")):
             refused = client.patch("/v1/collections/fish", json=bad)
             assert refused.status_code == 422, (bad, refused.text)
             assert refused.json()["code"] == code, refused.text
+        not_a_number = client.patch("/v1/collections/fish", content=b'{"p": NaN}',
+                                    headers={"Content-Type": "application/json"})
+        assert not_a_number.status_code == 422, not_a_number.text
         assert client.get("/v1/collections/fish").json()["hnsw_ef"] == 64  # kept
         entries = client.get("/v1/collections/fish/audit", params={"last": 10}).json()
     changed = [e for e in entries if e["action"] == "collection.defaults"]
