@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
+from crashes import fail_second_commit
 from fakes import fake_loader
 from sqlalchemy import delete, func, select
 
@@ -19,7 +20,7 @@ from asif_platform.cli import cli
 from asif_platform.consent import PairSelector, change_consent
 from asif_platform.deletion import DeletionSelector, apply_request, create_request
 from asif_platform.doctor import CollectionReport, check, repair
-from asif_platform.errors import AnchorStoreError, CatalogError, NotFound
+from asif_platform.errors import NotFound
 from asif_platform.ingest.pipeline import ingest
 from asif_platform.ingest.readers import read_pairs
 from asif_platform.platform import Platform
@@ -63,36 +64,6 @@ def ingested(platform: Platform, pair_folder: Path) -> Platform:
     return platform
 
 
-def crash_before_second_commit(
-    platform: Platform, pair_folder: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Ingest in batches of 5 images; the second batch reaches Qdrant only, and the
-    process dies before the ingest can take it back out."""
-    catalog, store = platform.catalog, platform.store
-    real_session, real_upsert = catalog.session, store.upsert
-    upserts = {"n": 0}
-
-    def counting_upsert(*args, **kwargs):  # type: ignore[no-untyped-def]
-        upserts["n"] += 1
-        return real_upsert(*args, **kwargs)
-
-    def failing_session():  # type: ignore[no-untyped-def]
-        if upserts["n"] == 2:
-            raise CatalogError("simulated crash before the catalog commit")
-        return real_session()
-
-    def dead_delete(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise AnchorStoreError("simulated: the process is gone")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(store, "upsert", counting_upsert)
-        patch.setattr(catalog, "session", failing_session)
-        patch.setattr(store, "delete", dead_delete)
-        with pytest.raises(CatalogError, match="simulated"):
-            ingest(platform, "colours", read_pairs(pair_folder / "pairs.jsonl"),
-                   images_per_batch=5)
-
-
 def test_clean_ingest_is_consistent(ingested: Platform) -> None:
     report = only(check(ingested))
     assert report.consistent, report.to_dict()
@@ -107,7 +78,7 @@ def test_orphans_of_a_crashed_ingest_are_deleted(
     platform: Platform, pair_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     platform.create_collection("colours")
-    crash_before_second_commit(platform, pair_folder, monkeypatch)
+    fail_second_commit(platform, pair_folder, monkeypatch, process_dies=True)
 
     report = only(check(platform))
     assert not report.consistent

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from crashes import fail_second_commit
 from fakes import FakeImageEncoder, fake_loader
 from sqlalchemy import func, select
 
 from asif_platform.catalog import Anchor, IngestRun
-from asif_platform.errors import AnchorStoreError, CatalogError, EncoderError
+from asif_platform.errors import AnchorStoreError, EncoderError
 from asif_platform.ingest.pipeline import ingest
 from asif_platform.ingest.readers import read_pairs
 from asif_platform.platform import Platform
@@ -102,30 +103,7 @@ def test_crash_between_qdrant_write_and_catalog_commit(
     platform: Platform, pair_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     platform.create_collection("colours")
-    catalog, store = platform.catalog, platform.store
-    real_session, real_upsert = catalog.session, store.upsert
-    upserts = {"n": 0}
-
-    def counting_upsert(*args, **kwargs):  # type: ignore[no-untyped-def]
-        upserts["n"] += 1
-        return real_upsert(*args, **kwargs)
-
-    def failing_session():  # type: ignore[no-untyped-def]
-        # The first session after the second Qdrant write is batch two's commit.
-        if upserts["n"] == 2:
-            raise CatalogError("simulated crash before the catalog commit")
-        return real_session()
-
-    def failing_delete(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise AnchorStoreError("simulated: the process died before it could clean up")
-
-    monkeypatch.setattr(store, "upsert", counting_upsert)
-    monkeypatch.setattr(catalog, "session", failing_session)
-    monkeypatch.setattr(store, "delete", failing_delete)
-    with pytest.raises(CatalogError, match="simulated"):
-        ingest(platform, "colours", read_pairs(pair_folder / "pairs.jsonl"), images_per_batch=5)
-    monkeypatch.setattr(catalog, "session", real_session)
-    monkeypatch.undo()
+    fail_second_commit(platform, pair_folder, monkeypatch, process_dies=True)
     assert catalog_count(platform) == 10
     assert platform.store.count("colours") == 20  # batch two reached Qdrant only
 
@@ -134,36 +112,19 @@ def test_crash_between_qdrant_write_and_catalog_commit(
     assert platform.store.count("colours") == catalog_count(platform) == 48
 
 
-
 def test_a_failed_catalog_commit_takes_its_batch_back_out_of_qdrant(
     platform: Platform, pair_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A commit that fails while the process lives leaves no point the catalog lacks:
     such a point would answer queries and no deletion request could reach it."""
     platform.create_collection("colours")
-    catalog, real_session, real_upsert = platform.catalog, platform.catalog.session, \
-        platform.store.upsert
-    upserts = {"n": 0}
-
-    def counting_upsert(*args, **kwargs):  # type: ignore[no-untyped-def]
-        upserts["n"] += 1
-        return real_upsert(*args, **kwargs)
-
-    def failing_session():  # type: ignore[no-untyped-def]
-        if upserts["n"] == 2:
-            raise CatalogError("simulated: the catalog refused batch two")
-        return real_session()
-
-    monkeypatch.setattr(platform.store, "upsert", counting_upsert)
-    monkeypatch.setattr(catalog, "session", failing_session)
-    with pytest.raises(CatalogError, match="batch two"):
-        ingest(platform, "colours", read_pairs(pair_folder / "pairs.jsonl"), images_per_batch=5)
-    monkeypatch.undo()
+    fail_second_commit(platform, pair_folder, monkeypatch, process_dies=False)
     assert platform.store.count("colours") == catalog_count(platform) == 10
 
     report = ingest(platform, "colours", read_pairs(pair_folder / "pairs.jsonl"))
     assert report.pairs_added == 38
     assert platform.store.count("colours") == catalog_count(platform) == 48
+
 
 def test_collection_refuses_a_changed_encoder(
     platform: Platform, settings, pair_folder: Path
