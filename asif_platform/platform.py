@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from asif_platform import teams
 from asif_platform.audit import audit
-from asif_platform.catalog import Anchor, Catalog, Collection
+from asif_platform.catalog import Anchor, Catalog, Collection, unstorable
 from asif_platform.encoders.base import Encoder, ImageEncoder, Modality, TextEncoder
 from asif_platform.errors import AlreadyExists, ConfigError, EncoderError
 from asif_platform.provenance import CONSENT_STATUSES, LICENSE_CLASSES
@@ -321,28 +321,30 @@ class Platform:
         (``benchmarks/scale.py``); the graph itself (m, ef_construct) is fixed at
         creation.
         """
-        given = {"k": k, "p": p, "template_aggregation": template_aggregation,
-                 "exact_search": exact_search, "hnsw_ef": hnsw_ef,
-                 "templates": None if templates is None else len(templates)}
-        changes = {key: value for key, value in given.items() if value is not None}
         collection = self.get_collection(name, "write")
-        if not changes:
+        current = {"k": collection.default_k, "p": collection.default_p,
+                   "templates": list(collection.templates),
+                   "template_aggregation": collection.template_aggregation,
+                   "exact_search": collection.exact_search, "hnsw_ef": collection.hnsw_ef}
+        given = {"k": k, "p": p, "templates": None if templates is None else list(templates),
+                 "template_aggregation": template_aggregation,
+                 "exact_search": exact_search, "hnsw_ef": hnsw_ef}
+        changed = {key: value for key, value in given.items()
+                   if value is not None and value != current[key]}
+        if not changed:
             return self.describe_collection(name)
-        new_k = collection.default_k if k is None else k
-        new_p = collection.default_p if p is None else p
-        new_templates = collection.templates if templates is None else list(templates)
-        new_aggregation = template_aggregation or collection.template_aggregation
-        _check_query_defaults(new_k, new_p, new_templates, new_aggregation, hnsw_ef)
+        new = {**current, **changed}
+        _check_query_defaults(new["k"], new["p"], new["templates"],
+                              new["template_aggregation"], new["hnsw_ef"])
         with self.catalog.session() as session:
             row = session.get(Collection, collection.id)
             assert row is not None
-            row.default_k, row.default_p = new_k, new_p
-            row.templates, row.template_aggregation = list(new_templates), new_aggregation
-            if exact_search is not None:
-                row.exact_search = exact_search
-            if hnsw_ef is not None:
-                row.hnsw_ef = hnsw_ef
-        audit(self, "collection.defaults", f"collection:{name}", details=changes)
+            row.default_k, row.default_p = new["k"], new["p"]
+            row.templates, row.template_aggregation = new["templates"], new["template_aggregation"]
+            row.exact_search, row.hnsw_ef = new["exact_search"], new["hnsw_ef"]
+        if "templates" in changed:  # the audit keeps no free text
+            changed["templates"] = len(changed["templates"])
+        audit(self, "collection.defaults", f"collection:{name}", details=changed)
         logger.info("updated query defaults of collection %s", name)
         return self.describe_collection(name)
 
@@ -402,6 +404,9 @@ def _check_query_defaults(
     if not templates:
         raise ConfigError("at least one prompt template is needed")
     for template in templates:
+        problem = unstorable(template)
+        if problem:
+            raise ConfigError(f"a prompt template {problem}")
         if template.count("{}") != 1:
             raise ConfigError(
                 f"prompt template {template!r} must contain exactly one '{{}}' "

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+from asif_platform.catalog import unstorable
 from asif_platform.errors import ConfigError
 
 __all__ = [
@@ -140,16 +141,17 @@ _TEXT_LIMITS = {"source_version": 100, "source_url": 2000, "license": 200, "crea
 
 
 def _text(value: Any, name: str, limit: int) -> str | None:
-    """A provenance text field: numbers become text; lists, objects, NUL characters
-    and over-long values are refused before anything is stored."""
+    """A provenance text field: numbers become text; lists, objects, text the catalog
+    cannot store and over-long values are refused before anything is stored."""
     if value is None:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
         raise ConfigError(f"{name} must be text, got {type(value).__name__}")
-    if "\0" in value:
-        raise ConfigError(f"{name} must not contain NUL characters")
+    problem = unstorable(value)
+    if problem:
+        raise ConfigError(f"{name} {problem}")
     if len(value) > limit:
         raise ConfigError(f"{name} is longer than {limit} characters")
     return value

@@ -201,10 +201,16 @@ def claim_collection(platform: Platform, collection_name: str, team_name: str) -
     _require_owner(platform, team, "collection.claim")
     with platform.catalog.session() as session:
         collection = session.scalar(select(Collection).where(Collection.name == collection_name))
-        if collection is None:
-            raise NotFound(f"no collection named {collection_name!r}")
-        if collection.team_id is not None:
+    if collection is None or (collection.team_id is not None
+                              and _role(platform, collection.team_id) is None):
+        raise collection_not_visible(platform, collection_name, "admin")
+    if collection.team_id is not None:
+        raise ConfigError(f"collection {collection_name!r} already belongs to a team")
+    with platform.catalog.session() as session:
+        row = session.get(Collection, collection.id)
+        assert row is not None
+        if row.team_id is not None:  # claimed meanwhile
             raise ConfigError(f"collection {collection_name!r} already belongs to a team")
-        collection.team_id = team.id
+        row.team_id = team.id
     audit(platform, "collection.claim", f"collection:{collection_name}",
           details={"team": team_name})

@@ -9,8 +9,11 @@ import pytest
 from alembic import command
 from fakes import fake_loader
 
+from sqlalchemy import create_engine, select, text
+
+from asif_platform import teams
 from asif_platform.audit import visible_entries
-from asif_platform.catalog import alembic_config
+from asif_platform.catalog import Catalog, Collection, alembic_config
 from asif_platform.errors import CatalogError, ConfigError, NotFound
 from asif_platform.platform import Platform
 from asif_platform.settings import Settings
@@ -48,9 +51,15 @@ def test_graph_settings_and_p_are_bounded(platform: Platform) -> None:
 def test_only_real_changes_of_the_defaults_are_audited(platform: Platform) -> None:
     platform.create_collection("tuned")
     platform.update_collection_defaults("tuned")  # nothing given: nothing changes
-    platform.update_collection_defaults("tuned", hnsw_ef=400, exact_search=False)
+    platform.update_collection_defaults("tuned", k=800, exact_search=True)  # as they are
+    platform.update_collection_defaults("tuned", k=800, hnsw_ef=400, exact_search=False,
+                                        templates=["a {}."])
     changes = [e for e in visible_entries(platform, last=100) if e.action == "collection.defaults"]
-    assert [e.details for e in changes] == [{"hnsw_ef": 400, "exact_search": False}]
+    assert [e.details for e in changes] == [
+        {"hnsw_ef": 400, "exact_search": False, "templates": 1}]
+    with pytest.raises(ConfigError, match="not valid Unicode"):
+        platform.update_collection_defaults("tuned", templates=["\ud800 {}"])
+    assert platform.describe_collection("tuned").templates == ("a {}.",)
 
 
 def test_missing_and_hidden_collections_leave_the_same_trace(settings: Settings) -> None:
@@ -78,3 +87,29 @@ def test_the_service_will_not_start_on_a_catalog_that_needs_an_upgrade(
     command.downgrade(alembic_config(settings.sqlalchemy_url), "0005")
     with pytest.raises(CatalogError, match="asif db upgrade"):
         create_app(settings, encoder_loader=fake_loader)  # type: ignore[arg-type]
+
+
+def test_claiming_another_teams_collection_reads_as_missing(settings: Settings) -> None:
+    owner = Platform(settings, encoder_loader=fake_loader)  # type: ignore[arg-type]
+    owner.create_collection("owned")
+    owner.create_collection("loose")
+    with owner.catalog.session() as session:  # as collections made before teams were
+        session.scalars(select(Collection).where(Collection.name == "loose")).one().team_id = None
+    stranger = owner.as_principal("stranger")
+    teams.create_team(stranger, "mine")
+    for name in ("owned", "absent"):
+        with pytest.raises(NotFound, match=f"no collection named '{name}' is visible"):
+            teams.claim_collection(stranger, name, "mine")
+    teams.claim_collection(stranger, "loose", "mine")
+    assert [c.name for c in stranger.list_collections()] == ["loose"]
+    owner.close()
+
+
+def test_a_catalog_from_a_newer_release_asks_for_a_newer_release(settings: Settings) -> None:
+    Platform(settings, encoder_loader=fake_loader).catalog.close()  # type: ignore[arg-type]
+    engine = create_engine(settings.sqlalchemy_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(CatalogError, match="revision 9999, which this version .* does not know"):
+        Catalog(settings.sqlalchemy_url)

@@ -78,16 +78,20 @@ def test_provenance_per_ingest_and_per_record(platform: Platform, pair_folder: P
     rows[4]["consent"] = "revoked"  # named as the --consent option
     rows[5]["consent"] = "maybe"
     rows[6]["creator"] = ["not", "text"]  # refused before Qdrant sees the pair
+    rows[7]["caption"] = "a lone surrogate \ud800"  # JSON allows it; UTF-8 does not
+    rows[8]["creator"] = "\ud800"
     (pair_folder / "with-columns.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\n")
     report = ingest(platform, "colours", read_pairs(pair_folder / "with-columns.jsonl"),
                     provenance=Provenance(license="MIT", creator="the tests",
                                           consent_status="granted"))
-    assert report.pairs_added == 45
-    assert report.invalid_provenance.count == 3
+    assert report.pairs_added == 43
+    assert report.invalid_provenance.count == 4
+    assert report.unstorable_text.count == 1
     assert "Not-A-License" in report.invalid_provenance.examples[0]
     assert "'maybe'" in report.invalid_provenance.examples[1]
     assert "creator must be text" in report.invalid_provenance.examples[2]
-    assert platform.store.count("colours") == 45
+    assert "creator is not valid Unicode" in report.invalid_provenance.examples[3]
+    assert platform.store.count("colours") == 43
     with platform.catalog.session() as session:
         anchors = {a.source_record_id: a for a in session.scalars(select(Anchor))}
     first = anchors["with-columns.jsonl:1"]

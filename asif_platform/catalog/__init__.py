@@ -8,6 +8,7 @@ from asif_platform.catalog.database import (
     alembic_config,
     current_revision,
     head_revision,
+    unstorable,
     upgrade,
 )
 from asif_platform.catalog.models import (
@@ -48,6 +49,7 @@ __all__ = [
     "alembic_config",
     "current_revision",
     "head_revision",
+    "unstorable",
     "upgrade",
     "utcnow",
 ]

@@ -51,6 +51,11 @@ def head_revision() -> str:
     return head
 
 
+def known_revisions() -> set[str]:
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return {revision.revision for revision in script.walk_revisions()}
+
+
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
@@ -83,6 +88,18 @@ def _create_engine(url: str) -> Engine:
     return engine
 
 
+def unstorable(text: str) -> str | None:
+    """Why the catalog cannot store ``text``, or None: PostgreSQL refuses NUL characters,
+    and a lone surrogate (which JSON's \\ud800 escapes allow) is not UTF-8."""
+    if "\0" in text:
+        return "contains a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (it holds a lone surrogate)"
+    return None
+
+
 class Catalog:
     """The SQL catalog: an engine, a session factory and the schema check.
 
@@ -112,6 +129,12 @@ class Catalog:
             logger.info("creating the catalog schema at revision %s", head)
             upgrade(self.engine)
             return
+        if current is not None and current not in known_revisions():
+            raise CatalogError(
+                f"the catalog is at revision {current}, which this version of ASIF "
+                f"Platform (revision {head}) does not know: a newer version made it; "
+                "upgrade ASIF Platform"
+            )
         raise CatalogError(
             f"the catalog is at revision {current or 'none'} but this version of ASIF "
             f"Platform needs {head}: run `asif db upgrade`"

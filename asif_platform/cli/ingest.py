@@ -26,7 +26,7 @@ def _summary(report: dict[str, Any]) -> str:
         f"  images encoded:    {report['images_encoded']}",
     ]
     for key in ("missing_images", "corrupt_images", "empty_captions", "oversized_captions",
-                "invalid_provenance"):
+                "invalid_provenance", "unstorable_text"):
         problem = report[key]
         if problem["count"]:
             examples = ", ".join(problem["examples"])

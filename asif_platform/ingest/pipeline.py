@@ -22,7 +22,7 @@ from sqlalchemy import select
 from tqdm import tqdm
 
 from asif_platform import __version__
-from asif_platform.catalog import Anchor, Collection, IngestRun, Tombstone, utcnow
+from asif_platform.catalog import Anchor, Collection, IngestRun, Tombstone, unstorable, utcnow
 from asif_platform.encoders.preprocessing import load_image
 from asif_platform.errors import AnchorStoreError, ConfigError, EncoderError, IngestError
 from asif_platform.ingest.payload import anchor_payload
@@ -87,6 +87,7 @@ class IngestReport:
     empty_captions: Problem = field(default_factory=Problem)
     oversized_captions: Problem = field(default_factory=Problem)
     invalid_provenance: Problem = field(default_factory=Problem)
+    unstorable_text: Problem = field(default_factory=Problem)  # NUL, lone surrogates
     seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -245,6 +246,10 @@ def _hash_records(
     for record in records:
         report.records_read += 1
         caption = record.caption.strip()
+        texts = (caption, record.source_record_id, record.source_dataset)
+        if any(unstorable(text) for text in texts):
+            report.unstorable_text.add(repr(record.source_record_id))
+            continue
         if not caption:
             report.empty_captions.add(record.source_record_id)
             continue

@@ -211,7 +211,9 @@ def ingest_path(
 
 def _refuse_nul(*values: Any) -> None:
     if has_nul(list(values)):
-        raise ServiceProblem("invalid_argument", "text must not contain NUL characters")
+        raise ServiceProblem(
+            "invalid_argument", "text must be valid Unicode without NUL characters"
+        )
 
 
 def _upload_name(upload: UploadFile) -> str:

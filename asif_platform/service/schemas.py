@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from asif_platform.catalog import unstorable
 from asif_platform.ingest.readers import FORMATS
 from asif_platform.store import CollectionSchema
 
@@ -40,12 +41,12 @@ RowId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 def has_nul(value: Any) -> bool:
-    """Whether a string anywhere in ``value`` holds a NUL character.
+    """Whether a string anywhere in ``value`` holds a NUL character or a lone surrogate.
 
-    PostgreSQL cannot store one in a text column, and no name, caption or id needs it.
+    The catalog cannot store either, and no name, caption or id needs them.
     """
     if isinstance(value, str):
-        return "\x00" in value
+        return unstorable(value) is not None
     if isinstance(value, dict):
         return any(has_nul(k) or has_nul(v) for k, v in value.items())
     if isinstance(value, (list, tuple)):
@@ -60,7 +61,7 @@ class _Strict(BaseModel):
     @classmethod
     def _no_nul(cls, data: Any) -> Any:
         if has_nul(data):
-            raise ValueError("text must not contain NUL characters")
+            raise ValueError("text must be valid Unicode without NUL characters")
         return data
 
 
@@ -79,7 +80,7 @@ class CollectionCreate(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     team: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     k: int = Field(default=800, ge=1, le=100_000, strict=True)
-    p: float = Field(default=8.0, gt=0, le=1000, allow_inf_nan=False)
+    p: float = Field(default=8.0, gt=0, le=1000, allow_inf_nan=False, strict=True)
     templates: list[str] = Field(
         default_factory=lambda: ["a photo of a {}."], min_length=1, max_length=32
     )
@@ -99,7 +100,7 @@ class QueryDefaultsIn(_Strict):
     """New query defaults of a collection; what is left out stays as it is."""
 
     k: int | None = Field(default=None, ge=1, le=100_000, strict=True)
-    p: float | None = Field(default=None, gt=0, le=1000, allow_inf_nan=False)
+    p: float | None = Field(default=None, gt=0, le=1000, allow_inf_nan=False, strict=True)
     templates: list[str] | None = Field(default=None, min_length=1, max_length=32)
     template_aggregation: Aggregation | None = None
     exact_search: bool | None = Field(default=None, strict=True)
@@ -174,6 +175,7 @@ class IngestOut(BaseModel):
     empty_captions: dict[str, Any]
     oversized_captions: dict[str, Any]
     invalid_provenance: dict[str, Any]
+    unstorable_text: dict[str, Any]
     seconds: dict[str, float]
 
 
