@@ -36,7 +36,7 @@ from asif_platform.service.schemas import (
     PolicyIn,
     ProvenanceIn,
     QueryDefaultsIn,
-    has_nul,
+    has_unstorable_text,
 )
 from asif_platform.versions import require_ready
 
@@ -209,8 +209,8 @@ def ingest_path(
     return report.to_dict()
 
 
-def _refuse_nul(*values: Any) -> None:
-    if has_nul(list(values)):
+def _refuse_unstorable(*values: Any) -> None:
+    if has_unstorable_text(list(values)):
         raise ServiceProblem(
             "invalid_argument", "text must be valid Unicode without NUL characters"
         )
@@ -320,7 +320,7 @@ def ingest_upload(
     state = state_of(request)
     platform.get_collection(name, "write")  # refuse before storing anything
     wanted = _pairs(pairs)
-    _refuse_nul(wanted, source_dataset, license, creator, attribution, source_url)
+    _refuse_unstorable(wanted, source_dataset, license, creator, attribution, source_url)
     by_name: dict[str, UploadFile] = {}
     for upload in images:
         upload_name = _upload_name(upload)
@@ -477,7 +477,7 @@ def classify(
 ) -> dict[str, Any]:
     state = state_of(request)
     platform.get_collection(name, "read")  # refuse before decoding anything
-    _refuse_nul(labels, version)
+    _refuse_unstorable(labels, version)
     candidates = _labels(labels)
     count = len(images) + len(image_paths)
     if count == 0 or count > state.settings.service_max_images:
@@ -555,7 +555,7 @@ def explain(
 ) -> dict[str, Any]:
     state = state_of(request)
     platform.get_collection(name, "read")
-    _refuse_nul(labels, version)
+    _refuse_unstorable(labels, version)
     wanted = list(dict.fromkeys(label.strip() for label in labels if label.strip()))
     if not wanted or len(wanted) > _MAX_LABELS:
         raise ServiceProblem("invalid_argument", f"give 1 to {_MAX_LABELS} labels")

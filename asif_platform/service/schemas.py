@@ -16,7 +16,7 @@ from asif_platform.ingest.readers import FORMATS
 from asif_platform.store import CollectionSchema
 
 __all__ = [
-    "has_nul",
+    "has_unstorable_text",
     "AuditEntryOut",
     "ChainOut",
     "ClassifyOut",
@@ -40,7 +40,7 @@ Aggregation = Literal["mean", "max", "embedding"]
 RowId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
-def has_nul(value: Any) -> bool:
+def has_unstorable_text(value: Any) -> bool:
     """Whether a string anywhere in ``value`` holds a NUL character or a lone surrogate.
 
     The catalog cannot store either, and no name, caption or id needs them.
@@ -48,9 +48,9 @@ def has_nul(value: Any) -> bool:
     if isinstance(value, str):
         return unstorable(value) is not None
     if isinstance(value, dict):
-        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+        return any(has_unstorable_text(k) or has_unstorable_text(v) for k, v in value.items())
     if isinstance(value, (list, tuple)):
-        return any(has_nul(item) for item in value)
+        return any(has_unstorable_text(item) for item in value)
     return False
 
 
@@ -59,8 +59,8 @@ class _Strict(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        if has_nul(data):
+    def _storable_text(cls, data: Any) -> Any:
+        if has_unstorable_text(data):
             raise ValueError("text must be valid Unicode without NUL characters")
         return data
 
