@@ -8,7 +8,12 @@ from typing import Any, TypeVar
 import click
 
 from asif_platform.cli import cli, emit, json_option, platform_from
-from asif_platform.platform import DEFAULT_TEMPLATES, TEMPLATE_AGGREGATIONS
+from asif_platform.platform import (
+    DEFAULT_TEMPLATES,
+    MAX_HNSW_EF_CONSTRUCT,
+    MAX_HNSW_M,
+    TEMPLATE_AGGREGATIONS,
+)
 from asif_platform.provenance import CONSENT_STATUSES, LICENSE_CLASSES
 from asif_platform.store import CollectionSchema
 
@@ -55,10 +60,10 @@ def collection() -> None:
 @click.option("--hnsw/--exact", "hnsw", default=False, show_default=True,
               help="Approximate HNSW search instead of exact search.")
 @click.option("--hnsw-ef", type=click.IntRange(min=1), help="HNSW search beam; default max(k, 128).")
-@click.option("--hnsw-m", type=click.IntRange(min=4, max=128), default=CollectionSchema.hnsw_m,
+@click.option("--hnsw-m", type=click.IntRange(min=4, max=MAX_HNSW_M), default=CollectionSchema.hnsw_m,
               show_default=True,
               help="HNSW graph degree (more: better recall, more memory).")
-@click.option("--hnsw-ef-construct", type=click.IntRange(min=4, max=4096),
+@click.option("--hnsw-ef-construct", type=click.IntRange(min=4, max=MAX_HNSW_EF_CONSTRUCT),
               default=CollectionSchema.hnsw_ef_construct, show_default=True,
               help="HNSW build beam (more: better recall, slower ingest).")
 @click.option("--quantization", type=click.Choice(["int8", "none"]),

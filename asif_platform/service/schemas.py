@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from asif_platform.catalog import unstorable
 from asif_platform.ingest.readers import FORMATS
+from asif_platform.platform import MAX_HNSW_EF_CONSTRUCT, MAX_HNSW_M, MAX_SEARCH_DEPTH
 from asif_platform.store import CollectionSchema
 
 __all__ = [
@@ -79,7 +80,7 @@ class CollectionCreate(_Strict):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     team: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
-    k: int = Field(default=800, ge=1, le=100_000, strict=True)
+    k: int = Field(default=800, ge=1, le=MAX_SEARCH_DEPTH, strict=True)
     p: float = Field(default=8.0, gt=0, le=1000, allow_inf_nan=False, strict=True)
     templates: list[str] = Field(
         default_factory=lambda: ["a photo of a {}."], min_length=1, max_length=32
@@ -88,10 +89,10 @@ class CollectionCreate(_Strict):
     policy: PolicyIn = Field(default_factory=PolicyIn)
     # Search: exact by default; the graph and quantization are fixed once created.
     exact_search: bool = Field(default=True, strict=True)
-    hnsw_ef: int | None = Field(default=None, ge=1, le=100_000, strict=True)
-    hnsw_m: int = Field(default=CollectionSchema.hnsw_m, ge=4, le=128, strict=True)
+    hnsw_ef: int | None = Field(default=None, ge=1, le=MAX_SEARCH_DEPTH, strict=True)
+    hnsw_m: int = Field(default=CollectionSchema.hnsw_m, ge=4, le=MAX_HNSW_M, strict=True)
     hnsw_ef_construct: int = Field(
-        default=CollectionSchema.hnsw_ef_construct, ge=4, le=4096, strict=True
+        default=CollectionSchema.hnsw_ef_construct, ge=4, le=MAX_HNSW_EF_CONSTRUCT, strict=True
     )
     quantization: Literal["int8", "none"] | None = None
 
@@ -99,12 +100,12 @@ class CollectionCreate(_Strict):
 class QueryDefaultsIn(_Strict):
     """New query defaults of a collection; what is left out stays as it is."""
 
-    k: int | None = Field(default=None, ge=1, le=100_000, strict=True)
+    k: int | None = Field(default=None, ge=1, le=MAX_SEARCH_DEPTH, strict=True)
     p: float | None = Field(default=None, gt=0, le=1000, allow_inf_nan=False, strict=True)
     templates: list[str] | None = Field(default=None, min_length=1, max_length=32)
     template_aggregation: Aggregation | None = None
     exact_search: bool | None = Field(default=None, strict=True)
-    hnsw_ef: int | None = Field(default=None, ge=1, le=100_000, strict=True)
+    hnsw_ef: int | None = Field(default=None, ge=1, le=MAX_SEARCH_DEPTH, strict=True)
 
 
 class CollectionOut(BaseModel):
